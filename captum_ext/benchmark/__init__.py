@@ -1,0 +1,1 @@
+"""The stamp benchmark: every registered method on every registered metric."""
