@@ -1,0 +1,343 @@
+r"""IProp: propagate any attribution map over a pixel graph with a Markov reward process.
+
+R. Yang, B. Wang, M. Bilgic, "Leveraging Local Structure for Improving Model Explanations: An
+Information Propagation Approach", CIKM 2024 (arXiv 2409.16429). No public code exists; what the
+paper states (one node per pixel, edge weights from spatial and colour information, the base
+attribution as the reward of an MRP whose value is the new attribution, guaranteed convergence)
+is followed, and the rest is chosen here (see ``docs/iprop.md``): a window graph with Gaussian
+spatial and colour weights, ``P = D^-1 W``, ``V = R + gamma P V`` and the output
+``(1 - gamma) V``, a weighted average of the base attributions in their own units.
+"""
+
+from typing import Any, Optional, Tuple, Union
+
+import torch
+from captum.attr import Attribution, LayerAttribution
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_ext._compat import TensorOrTupleOfTensorsGeneric
+from captum_ext._utils import (
+    as_tuple,
+    check_fraction,
+    check_image_batch,
+    check_int_at_least,
+    check_positive,
+    like_input,
+)
+from captum_ext.propagate import (
+    COLOR_SPACES,
+    SOLVERS,
+    CSROperator,
+    GraphOperator,
+    SolveInfo,
+    StencilOperator,
+    min_max_scale,
+    solve_mrp,
+)
+
+REWARDS = ("signed", "abs", "sum")
+OPERATORS = ("stencil", "csr")
+
+
+def _check_options(
+    gamma: float, radius: int, sigma_s: float, sigma_c: float, color_space: str, reward: str,
+    solver: str, operator: str, tol: float, max_iter: int,
+) -> None:
+    check_fraction("gamma", gamma)
+    check_int_at_least("radius", radius, 0)
+    check_positive("sigma_s", sigma_s)
+    check_positive("sigma_c", sigma_c)
+    check_positive("tol", tol, allow_zero=True)
+    check_int_at_least("max_iter", max_iter, 0)
+    for name, value, allowed in (
+        ("color_space", color_space, COLOR_SPACES),
+        ("reward", reward, REWARDS),
+        ("solver", solver, SOLVERS),
+        ("operator", operator, OPERATORS),
+    ):
+        if value not in allowed:
+            raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}")
+
+
+def _check_finite(name: str, tensor: Tensor) -> None:
+    bad = ~torch.isfinite(tensor.detach()).flatten(1).all(dim=1)
+    if bool(bad.any()):
+        images = bad.nonzero().flatten().tolist()
+        raise ValueError(
+            f"`{name}` contains NaN or infinite values (images {images}); propagating them "
+            f"would spread them over the whole image"
+        )
+
+
+def _match_guide(guide: Tensor, attributions: Tensor) -> Tensor:
+    """Check the guide against the maps; repeat a guide of batch ``B`` for ``k B`` maps."""
+    check_image_batch("guide", guide)
+    a_batch, g_batch = attributions.shape[0], guide.shape[0]
+    if guide.shape[2:] != attributions.shape[2:]:
+        raise ValueError(
+            f"`guide` has spatial size {tuple(guide.shape[2:])} but the attributions have "
+            f"{tuple(attributions.shape[2:])}; upsample low-resolution maps first (e.g. "
+            f"captum.attr.LayerAttribution.interpolate)"
+        )
+    if g_batch != a_batch:
+        if g_batch == 0 or a_batch % g_batch != 0:
+            raise ValueError(
+                f"`guide` has batch size {g_batch} but the attributions have {a_batch}"
+            )
+        # NoiseTunnel and sensitivity_max repeat each input with repeat_interleave
+        guide = guide.repeat_interleave(a_batch // g_batch, dim=0)
+    return guide
+
+
+def propagate(
+    attributions: Tensor,
+    guide: Tensor,
+    gamma: float = 0.9,
+    radius: int = 1,
+    sigma_s: float = 1.0,
+    sigma_c: float = 0.1,
+    color_space: str = "rgb",
+    self_loop: bool = True,
+    reward: str = "signed",
+    rescale: bool = True,
+    solver: str = "cg",
+    operator: str = "stencil",
+    affinity: Optional[Tensor] = None,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    return_info: bool = False,
+) -> Union[Tensor, Tuple[Tensor, SolveInfo]]:
+    r"""Propagate ready-made attribution maps over the pixel graph of a guide image.
+
+    Solves ``V = R + gamma P V`` for every channel of every map (the reward ``R``) on the window
+    graph of ``guide`` and returns ``(1 - gamma) V``: a weighted average of the rewards, so a
+    constant map is unchanged, values stay within ``[min R, max R]`` and ``gamma = 0`` returns
+    the maps. The result is within ``tol * max|R|`` of the exact solution (per image).
+
+    Args:
+        attributions (Tensor): (B, C, H, W) maps, e.g. a Captum method's output.
+        guide (Tensor): (B', C', H, W) image with values in [0, 1] whose colours define the
+            graph (usually the input images, min-max scaled); ``B`` must be a multiple of ``B'``
+            (a guide of ``B'`` images is repeated with ``repeat_interleave``).
+        gamma (float): discount in [0, 1): how far information travels. Default 0.9.
+        radius (int): window radius; ``(2 r + 1)^2`` neighbours. Default 1.
+        sigma_s (float): spatial bandwidth in pixels. Default 1.0.
+        sigma_c (float): colour bandwidth (in guide units, or Lab / 100). Default 0.1.
+        color_space (str): ``"rgb"`` (the guide's channels) or ``"lab"`` (kornia). Default rgb.
+        self_loop (bool): include the edge ``i -> i``. Default True.
+        reward (str): ``"signed"`` (each channel as is), ``"abs"`` (``|R|``) or ``"sum"``
+            (the channel sum, propagated once and broadcast back to C channels).
+        rescale (bool): return ``(1 - gamma) V`` (True) or the value ``V`` itself.
+        solver (str): ``"cg"`` (conjugate gradient) or ``"value_iteration"``. Default cg.
+        operator (str): ``"stencil"`` or ``"csr"``; ignored when ``affinity`` is given.
+        affinity (Tensor, optional): a user-given non-negative (sparse) affinity of size
+            (B H W, B H W) used instead of the window graph (``guide`` is then only checked for
+            shape).
+        tol (float): error tolerance relative to each image's ``max|R|``. Default 1e-4.
+        max_iter (int): iteration cap (a ``RuntimeWarning`` when hit). Default 1000.
+        return_info (bool): also return the solver's :class:`~captum_ext.propagate.SolveInfo`.
+
+    Returns:
+        Tensor of the attributions' shape (and the ``SolveInfo`` with ``return_info``).
+
+    Examples::
+
+        >>> image = torch.zeros(1, 3, 8, 8); image[..., 4:] = 1.0  # two flat halves
+        >>> saliency = torch.zeros(1, 1, 8, 8); saliency[..., 2, 2] = 1.0
+        >>> out = propagate(saliency, image, gamma=0.9)
+        >>> out.shape, bool(out[..., :4].sum() > 100 * out[..., 4:].sum())  # stays on its side
+        (torch.Size([1, 1, 8, 8]), True)
+    """
+    _check_options(gamma, radius, sigma_s, sigma_c, color_space, reward, solver, operator, tol,
+                   max_iter)
+    check_image_batch("attributions", attributions)
+    _check_finite("attributions", attributions)
+    guide = _match_guide(guide, attributions).detach()
+    _check_finite("guide", guide)
+    rewards = attributions.detach()
+    if reward == "abs":
+        rewards = rewards.abs()
+    elif reward == "sum":
+        rewards = rewards.sum(dim=1, keepdim=True)
+    graph = _build_operator(guide, radius, sigma_s, sigma_c, color_space, self_loop, operator,
+                            affinity, rewards.dtype)
+    values, info = solve_mrp(graph, rewards, gamma, solver, tol, max_iter)
+    if rescale:
+        values = values * (1.0 - gamma)
+    values = values.expand_as(attributions).contiguous() if reward == "sum" else values
+    return (values, info) if return_info else values
+
+
+def _build_operator(
+    guide: Tensor, radius: int, sigma_s: float, sigma_c: float, color_space: str,
+    self_loop: bool, operator: str, affinity: Optional[Tensor], dtype: torch.dtype,
+) -> GraphOperator:
+    batch, _, height, width = guide.shape
+    if affinity is not None:
+        return CSROperator(affinity.to(dtype), shape=(batch, height, width))
+    stencil = StencilOperator.from_guide(
+        guide.to(dtype), radius=radius, sigma_s=sigma_s, sigma_c=sigma_c,
+        color_space=color_space, self_loop=self_loop,
+    )
+    return stencil if operator == "stencil" else CSROperator.from_stencil(stencil)
+
+
+class IProp(Attribution):
+    r"""Information propagation (IProp) of any Captum attribution over a pixel graph.
+
+    ``attribute`` runs the base method with the usual Captum arguments, then propagates every
+    channel of its output with a Markov reward process on the window graph of a guide image
+    (:func:`propagate`): ``V = R + gamma P V`` with ``P = D^-1 W`` the row-normalised colour and
+    space affinities, and returns ``(1 - gamma) V``. Attributions flow along regions of similar
+    colour and are blocked by edges. Base maps of lower resolution (e.g. ``LayerGradCam``) are
+    upsampled to the input size with :meth:`LayerAttribution.interpolate` first.
+
+    Diagnostics of the last call (iterations, per-image residual and error bound) are in
+    :attr:`last_info` (one :class:`~captum_ext.propagate.SolveInfo` per input tensor).
+
+    Args:
+        base_method (Attribution): any Captum attribution method (also ``NoiseTunnel`` or a
+            layer method whose output is a spatial map).
+        gamma (float): discount in [0, 1). Default 0.9.
+        radius (int): window radius. Default 1.
+        sigma_s (float): spatial bandwidth in pixels. Default 1.0.
+        sigma_c (float): colour bandwidth. Default 0.1.
+        color_space (str): ``"rgb"`` or ``"lab"``. Default ``"rgb"``.
+        self_loop (bool): keep the edge ``i -> i``. Default True.
+        reward (str): ``"signed"``, ``"abs"`` or ``"sum"`` (see :func:`propagate`).
+        rescale (bool): return ``(1 - gamma) V`` rather than ``V``. Default True.
+        solver (str): ``"cg"`` or ``"value_iteration"``. Default ``"cg"``.
+        operator (str): ``"stencil"`` or ``"csr"``. Default ``"stencil"``.
+        tol (float): error tolerance relative to each image's ``max|R|``. Default 1e-4.
+        max_iter (int): iteration cap. Default 1000.
+        interpolate_mode (str): how smaller base maps are upsampled. Default ``"bilinear"``.
+
+    Examples::
+
+        >>> from captum.attr import Saliency
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(),
+        ...                           torch.nn.LazyLinear(2))
+        >>> images = torch.rand(2, 3, 16, 16)
+        >>> _ = net(images)
+        >>> iprop = IProp(Saliency(net), gamma=0.9)
+        >>> attr = iprop.attribute(images, target=1)
+        >>> attr.shape, iprop.last_info[0].converged
+        (torch.Size([2, 3, 16, 16]), True)
+    """
+
+    def __init__(
+        self,
+        base_method: Attribution,
+        gamma: float = 0.9,
+        radius: int = 1,
+        sigma_s: float = 1.0,
+        sigma_c: float = 0.1,
+        color_space: str = "rgb",
+        self_loop: bool = True,
+        reward: str = "signed",
+        rescale: bool = True,
+        solver: str = "cg",
+        operator: str = "stencil",
+        tol: float = 1e-4,
+        max_iter: int = 1000,
+        interpolate_mode: str = "bilinear",
+    ) -> None:
+        if not isinstance(base_method, Attribution):
+            raise TypeError(
+                "`base_method` must be a captum.attr.Attribution, got "
+                f"{type(base_method).__name__}; use `propagate` for ready-made maps"
+            )
+        _check_options(gamma, radius, sigma_s, sigma_c, color_space, reward, solver, operator,
+                       tol, max_iter)
+        super().__init__(base_method.forward_func)
+        self.base_method = base_method
+        self.options = dict(
+            gamma=gamma, radius=radius, sigma_s=sigma_s, sigma_c=sigma_c,
+            color_space=color_space, self_loop=self_loop, reward=reward, rescale=rescale,
+            solver=solver, operator=operator, tol=tol, max_iter=max_iter,
+        )
+        self.interpolate_mode = interpolate_mode
+        self.last_info: Tuple[SolveInfo, ...] = ()
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = None,
+        **base_kwargs: Any,
+    ) -> TensorOrTupleOfTensorsGeneric:
+        r"""Base attributions of ``inputs``, propagated over each input's pixel graph.
+
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): (B, C, H, W) images (a tuple of them for
+                multi-input models); passed to the base method as is.
+            guide (Tensor or tuple[Tensor, ...], optional): the image(s) defining the graph,
+                values in [0, 1], one per input, same H and W; batch B or a divisor of B.
+                Default: the inputs, min-max scaled to [0, 1] per image.
+            **base_kwargs: passed to ``base_method.attribute`` (``target``, ``baselines``,
+                ``additional_forward_args``, ``nt_type``, ...).
+
+        Returns:
+            Attributions in the structure of ``inputs`` (the base method's channel count, the
+            inputs' spatial size). A base method returning a convergence delta is not supported.
+        """
+        input_tuple = as_tuple(inputs)
+        for index, tensor in enumerate(input_tuple):
+            check_image_batch(f"inputs[{index}]" if isinstance(inputs, tuple) else "inputs",
+                              tensor)
+        guides = self._guides(input_tuple, guide, isinstance(inputs, tuple))
+        base = self.base_method.attribute(inputs, **base_kwargs)
+        if isinstance(base, tuple) != isinstance(inputs, tuple) or (
+            isinstance(base, tuple) and len(base) != len(input_tuple)
+        ):
+            raise ValueError("the base method must return one attribution per input tensor "
+                             "(convergence deltas are not supported)")
+        outputs, infos = [], []
+        for maps, tensor, image in zip(as_tuple(base), input_tuple, guides):
+            maps = self._to_input_size(maps, tensor)
+            values, info = propagate(maps, image, return_info=True, **self.options)
+            outputs.append(values)
+            infos.append(info)
+        self.last_info = tuple(infos)
+        return like_input(inputs, outputs)
+
+    def _guides(
+        self, inputs: Tuple[Tensor, ...], guide: Optional[Union[Tensor, Tuple[Tensor, ...]]],
+        is_tuple: bool,
+    ) -> Tuple[Tensor, ...]:
+        if guide is None:
+            return tuple(min_max_scale(tensor.detach()) for tensor in inputs)
+        guides = as_tuple(guide)
+        if len(guides) != len(inputs) or isinstance(guide, tuple) != is_tuple:
+            raise ValueError(
+                f"`guide` must match the structure of `inputs` ({len(inputs)} tensor(s))"
+            )
+        for tensor, image in zip(inputs, guides):
+            check_image_batch("guide", image)
+            if image.shape[2:] != tensor.shape[2:]:
+                raise ValueError(
+                    f"`guide` has spatial size {tuple(image.shape[2:])} but the inputs have "
+                    f"{tuple(tensor.shape[2:])}"
+                )
+        return guides
+
+    def _to_input_size(self, maps: Tensor, tensor: Tensor) -> Tensor:
+        if not isinstance(maps, Tensor) or maps.dim() != 4:
+            shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
+            raise ValueError(f"the base method must return (B, C, H, W) maps, got {shape}")
+        if maps.shape[2:] == tensor.shape[2:]:
+            return maps
+        if maps.shape[2] > tensor.shape[2] or maps.shape[3] > tensor.shape[3]:
+            raise ValueError(
+                f"base attributions of size {tuple(maps.shape[2:])} are larger than the inputs "
+                f"{tuple(tensor.shape[2:])}"
+            )
+        return LayerAttribution.interpolate(maps, tuple(tensor.shape[2:]), self.interpolate_mode)
+
+    def has_convergence_delta(self) -> bool:
+        return False
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return bool(getattr(self.base_method, "multiplies_by_inputs", False))

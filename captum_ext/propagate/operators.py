@@ -1,0 +1,247 @@
+"""Graph operators: the affinity matrix ``W`` of a batch of pixel graphs behind one interface.
+
+Both operators act on value maps ``x`` of shape (B, M, H, W): each of the M channels is a
+separate right-hand side on the same graph (the graph is per image, the channels share it).
+
+- :class:`StencilOperator` stores the K window weights as a (B, K, H, W) tensor and applies them
+  with K shifted views (memory O(B H W K), no index arrays);
+- :class:`CSROperator` stores a ``torch.sparse`` CSR matrix of size (B H W, B H W): block-diagonal
+  when built from a window graph, or any user-given non-negative affinity (superpixel graphs,
+  long-range edges).
+
+``apply(x)`` computes ``W x``; ``matvec(x)`` computes ``P x`` with ``P = D^-1 W`` the
+row-normalised transition matrix, ``D = diag(W 1)`` the degrees.
+"""
+
+import warnings
+from abc import ABC, abstractmethod
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from captum_ext._utils import check_image_batch
+from captum_ext.propagate.graph import shifted_slices, stencil_affinity, window_offsets
+
+
+class GraphOperator(ABC):
+    """A batch of pixel graphs: ``apply`` (``W x``), ``matvec`` (``P x``) and the degrees.
+
+    Attributes:
+        shape (tuple): ``(B, H, W)`` of the graphs.
+        degree (Tensor): (B, 1, H, W) row sums of ``W`` (all > 0).
+        block_diagonal (bool): whether images of the batch are disconnected from each other.
+    """
+
+    shape: Tuple[int, int, int]
+    degree: Tensor
+    block_diagonal: bool = True
+
+    @abstractmethod
+    def apply(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+        """``W x`` for ``x`` of shape (B, M, H, W); written into ``out`` when given."""
+
+    def matvec(self, x: Tensor) -> Tensor:
+        """``P x = D^-1 W x`` for ``x`` of shape (B, M, H, W)."""
+        return self.apply(x) / self.degree
+
+    @abstractmethod
+    def to_dense(self) -> Tensor:
+        """``W`` as a dense (B H W, B H W) matrix (for tests on small images)."""
+
+    @abstractmethod
+    def is_symmetric(self) -> bool:
+        """Whether ``W = W^T`` (needed by the conjugate-gradient solver)."""
+
+    @property
+    @abstractmethod
+    def nbytes(self) -> int:
+        """Bytes held by the operator's tensors."""
+
+    def check_values(self, x: Tensor, name: str = "x") -> None:
+        """Raise ``ValueError`` unless ``x`` is (B, M, H, W) with this operator's B, H, W."""
+        check_image_batch(name, x)
+        batch, height, width = self.shape
+        if (x.shape[0], x.shape[2], x.shape[3]) != (batch, height, width):
+            raise ValueError(
+                f"`{name}` has shape {tuple(x.shape)}, but the graph is for (B, H, W) = "
+                f"{self.shape}"
+            )
+
+
+class StencilOperator(GraphOperator):
+    r"""Window-graph affinities stored as a (B, K, H, W) stencil and applied by shifted views.
+
+    Args:
+        weights (Tensor): (B, K, H, W) non-negative weights, ``K = (2 r + 1)^2``, laid out as in
+            :func:`~captum_ext.propagate.graph.stencil_affinity` (0 outside the image).
+
+    Examples::
+
+        >>> op = StencilOperator.from_guide(torch.rand(2, 3, 8, 8), sigma_c=0.2)
+        >>> x = torch.ones(2, 4, 8, 8)
+        >>> torch.allclose(op.matvec(x), x)  # rows of P sum to 1
+        True
+    """
+
+    def __init__(self, weights: Tensor) -> None:
+        check_image_batch("weights", weights)
+        side = int(round(weights.shape[1] ** 0.5))
+        if side * side != weights.shape[1] or side % 2 == 0:
+            raise ValueError(
+                f"`weights` must have K = (2r+1)^2 entries on dim 1, got {weights.shape[1]}"
+            )
+        if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+            raise ValueError("`weights` must be finite and non-negative")
+        self.weights = weights
+        self.radius = side // 2
+        self.offsets = window_offsets(self.radius)
+        batch, _, height, width = weights.shape
+        self.shape = (batch, height, width)
+        degree = weights.sum(dim=1, keepdim=True)
+        if bool((degree <= 0).any()):
+            raise ValueError("every pixel needs at least one edge of positive weight")
+        self.degree = degree
+        self.block_diagonal = True
+
+    @classmethod
+    def from_guide(cls, guide: Tensor, **graph_options) -> "StencilOperator":
+        """Build from a guide image; ``graph_options`` go to ``stencil_affinity``."""
+        return cls(stencil_affinity(guide, **graph_options))
+
+    def apply(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+        self.check_values(x)
+        _, height, width = self.shape
+        center = len(self.offsets) // 2
+        # the centre offset covers every pixel, so it initialises the output
+        out = torch.mul(x, self.weights[:, center : center + 1], out=out)
+        for k, (dy, dx) in enumerate(self.offsets):  # K offsets, never pixels
+            if k == center:
+                continue
+            (ty, tx), (sy, sx) = shifted_slices(dy, dx, height, width)
+            out[..., ty, tx].addcmul_(self.weights[:, k : k + 1, ty, tx], x[..., sy, sx])
+        return out
+
+    def to_dense(self) -> Tensor:
+        return CSROperator.from_stencil(self).to_dense()
+
+    def is_symmetric(self) -> bool:
+        return True  # w_ij is a function of |p_i - p_j| and |c_i - c_j|
+
+    @property
+    def nbytes(self) -> int:
+        return self.weights.nbytes + self.degree.nbytes
+
+
+class CSROperator(GraphOperator):
+    r"""Affinities as one ``torch.sparse`` CSR matrix of size (B H W, B H W).
+
+    Row and column ``b * H * W + y * W + x`` is pixel ``(y, x)`` of image ``b``. A window graph
+    gives a block-diagonal matrix (:meth:`from_stencil`, :meth:`from_guide`); any non-negative
+    affinity may be given (superpixel graphs, long-range edges, edges between images).
+
+    Args:
+        affinity (Tensor): sparse (COO or CSR) or dense (N, N) non-negative matrix,
+            ``N = B * H * W``. Every row needs a positive entry.
+        shape (tuple): ``(B, H, W)`` of the value maps it acts on.
+
+    Examples::
+
+        >>> ring = torch.tensor([[1.0, 1, 0, 1], [1, 1, 1, 0], [0, 1, 1, 1], [1, 0, 1, 1]])
+        >>> op = CSROperator(ring.to_sparse_csr(), shape=(1, 2, 2))
+        >>> op.matvec(torch.ones(1, 1, 2, 2)).flatten()
+        tensor([1., 1., 1., 1.])
+    """
+
+    def __init__(self, affinity: Tensor, shape: Tuple[int, int, int]) -> None:
+        if not isinstance(affinity, Tensor):
+            raise TypeError(f"`affinity` must be a torch.Tensor, got {type(affinity).__name__}")
+        if len(shape) != 3 or any(int(s) <= 0 for s in shape):
+            raise ValueError(f"`shape` must be (B, H, W) of positive ints, got {shape}")
+        batch, height, width = (int(s) for s in shape)
+        size = batch * height * width
+        if affinity.dim() != 2 or tuple(affinity.shape) != (size, size):
+            raise ValueError(
+                f"`affinity` must be ({size}, {size}) for shape {shape}, got "
+                f"{tuple(affinity.shape)}"
+            )
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            matrix = affinity if affinity.layout == torch.sparse_csr else affinity.to_sparse_csr()
+        values = matrix.values()
+        if bool((values < 0).any()) or not bool(torch.isfinite(values).all()):
+            raise ValueError("`affinity` must be finite and non-negative")
+        self.matrix = matrix
+        self.shape = (batch, height, width)
+        ones = torch.ones(size, 1, dtype=values.dtype, device=values.device)
+        degree = (matrix @ ones).view(batch, 1, height, width)
+        if bool((degree <= 0).any()):
+            raise ValueError("every row of `affinity` needs a positive entry")
+        self.degree = degree
+        rows = self._row_indices()
+        pixels = height * width
+        self.block_diagonal = bool(
+            torch.equal(rows // pixels, matrix.col_indices().to(rows.dtype) // pixels)
+        )
+
+    @classmethod
+    def from_stencil(cls, stencil: StencilOperator) -> "CSROperator":
+        """The same graph as ``stencil``, as a block-diagonal CSR matrix (zero weights dropped)."""
+        batch, height, width = stencil.shape
+        weights = stencil.weights
+        device = weights.device
+        ys = torch.arange(height, device=device).view(1, height, 1)
+        xs = torch.arange(width, device=device).view(1, 1, width)
+        dys = torch.tensor([o[0] for o in stencil.offsets], device=device).view(-1, 1, 1)
+        dxs = torch.tensor([o[1] for o in stencil.offsets], device=device).view(-1, 1, 1)
+        ny, nx = ys + dys, xs + dxs  # (K, H, W) neighbour coordinates
+        inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+        images = torch.arange(batch, device=device).view(batch, 1, 1, 1) * (height * width)
+        cols = images + (ny * width + nx).unsqueeze(0)  # (B, K, H, W)
+        keep = inside.unsqueeze(0) & (weights > 0)
+        # row-major over (b, y, x), neighbours in window order: columns ascend within a row
+        keep_r, cols_r, vals_r = (t.permute(0, 2, 3, 1) for t in (keep, cols, weights))
+        counts = keep_r.sum(dim=-1).flatten()
+        crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        size = batch * height * width
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            matrix = torch.sparse_csr_tensor(
+                crow, cols_r[keep_r], vals_r[keep_r], size=(size, size)
+            )
+        return cls(matrix, shape=stencil.shape)
+
+    @classmethod
+    def from_guide(cls, guide: Tensor, **graph_options) -> "CSROperator":
+        """Build the window graph of a guide image; ``graph_options`` go to ``stencil_affinity``."""
+        return cls.from_stencil(StencilOperator.from_guide(guide, **graph_options))
+
+    def _row_indices(self) -> Tensor:
+        crow = self.matrix.crow_indices()
+        rows = torch.arange(crow.numel() - 1, device=crow.device, dtype=crow.dtype)
+        return torch.repeat_interleave(rows, crow.diff())
+
+    def apply(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+        self.check_values(x)
+        batch, height, width = self.shape
+        channels = x.shape[1]
+        columns = x.permute(0, 2, 3, 1).reshape(batch * height * width, channels)
+        result = (self.matrix @ columns).view(batch, height, width, channels).permute(0, 3, 1, 2)
+        if out is None:
+            return result.contiguous()
+        return out.copy_(result)
+
+    def to_dense(self) -> Tensor:
+        return self.matrix.to_dense()
+
+    def is_symmetric(self) -> bool:
+        coo = self.matrix.to_sparse_coo().coalesce()
+        difference = (coo - coo.t()).coalesce().values()
+        scale = coo.values().abs().max() if coo.values().numel() else 1.0
+        return bool(difference.numel() == 0 or difference.abs().max() <= 1e-6 * scale)
+
+    @property
+    def nbytes(self) -> int:
+        m = self.matrix
+        parts = (m.crow_indices(), m.col_indices(), m.values(), self.degree)
+        return sum(p.nbytes for p in parts)
