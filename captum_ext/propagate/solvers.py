@@ -100,6 +100,12 @@ def _finish(
     return values * scale, info
 
 
+def _identity(reward: Tensor) -> Tuple[Tensor, SolveInfo]:
+    """``gamma = 0``: ``V* = R`` exactly."""
+    zeros = reward.new_zeros(reward.shape[0])
+    return reward.clone(), SolveInfo("identity", 0, zeros, zeros.clone(), True)
+
+
 def value_iteration(
     op: GraphOperator,
     reward: Tensor,
@@ -137,8 +143,7 @@ def value_iteration(
     op.check_values(reward, "reward")
     R, scale = _normalise(reward, op)
     if gamma == 0:
-        return _finish("identity", R.clone(), scale, 0, R.new_zeros(R.shape[0]), gamma, tol,
-                       max_iter, warn)
+        return _identity(reward)
     threshold = tol * (1.0 - gamma) / gamma
     degree_over_gamma = op.degree / gamma
     values, new, scratch = R.clone(), torch.empty_like(R), torch.empty_like(R)
@@ -199,8 +204,7 @@ def conjugate_gradient(
         raise ValueError("solver='cg' needs a symmetric affinity; use solver='value_iteration'")
     R, scale = _normalise(reward, op)
     if gamma == 0:
-        return _finish("identity", R.clone(), scale, 0, R.new_zeros(R.shape[0]), gamma, tol,
-                       max_iter, warn)
+        return _identity(reward)
     # The scaled system A' V = b', A' = D / gamma - W, b' = D R / gamma, has the solution of
     # (D - gamma W) V = D R; preconditioned with diag D / gamma, its preconditioned residual
     # z = (b' - A' V) / (D / gamma) is exactly the residual R - (I - gamma P) V.
