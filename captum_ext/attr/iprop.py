@@ -273,7 +273,9 @@ class IProp(Attribution):
             inputs (Tensor or tuple[Tensor, ...]): (B, C, H, W) images (a tuple of them for
                 multi-input models); passed to the base method as is.
             guide (Tensor or tuple[Tensor, ...], optional): the image(s) defining the graph,
-                values in [0, 1], one per input, same H and W; batch B or a divisor of B.
+                values in [0, 1], one per input, same H and W; batch B or a divisor of B (a
+                guide of B' images is repeated ``B / B'`` times with ``repeat_interleave``, as
+                ``NoiseTunnel`` and ``sensitivity_max`` repeat the inputs).
                 Default: the inputs, min-max scaled to [0, 1] per image.
             **base_kwargs: passed to ``base_method.attribute`` (``target``, ``baselines``,
                 ``additional_forward_args``, ``nt_type``, ...).
@@ -308,8 +310,8 @@ class IProp(Attribution):
     ) -> Tuple[Tensor, ...]:
         if guide is None:
             return tuple(min_max_scale(tensor.detach()) for tensor in inputs)
-        guides = as_tuple(guide)
-        if len(guides) != len(inputs) or isinstance(guide, tuple) != is_tuple:
+        guides = as_tuple(guide)  # a tensor guide also fits a 1-tuple of inputs (sensitivity_max)
+        if len(guides) != len(inputs) or (isinstance(guide, tuple) and not is_tuple):
             raise ValueError(
                 f"`guide` must match the structure of `inputs` ({len(inputs)} tensor(s))"
             )

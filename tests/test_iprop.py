@@ -1,0 +1,219 @@
+"""IProp as a Captum Attribution: composition with Captum methods, metrics and bad input."""
+
+import pytest
+import torch
+from captum.attr import (
+    FeatureAblation,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Saliency,
+)
+from captum.metrics import infidelity, sensitivity_max
+from torch import nn
+
+from captum_ext._utils import num_hooks
+from captum_ext.attr import IProp, propagate
+from captum_ext.propagate import min_max_scale
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+        nn.Linear(64, 3),
+    ).eval()
+
+
+def _images(batch=2, size=12, seed=1):
+    return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = _net(0), _net(1)
+
+    def forward(self, x, y):
+        return self.a(x) + self.b(y)
+
+
+class _Raises(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        raise RuntimeError("boom")
+
+
+def test_equals_propagate_of_the_base_attribution():
+    net, x = _net(), _images()
+    iprop = IProp(Saliency(net), gamma=0.8, sigma_c=0.2)
+    out = iprop.attribute(x, target=1)
+    base = Saliency(net).attribute(x, target=1)
+    expected = propagate(base, min_max_scale(x), gamma=0.8, sigma_c=0.2)
+    torch.testing.assert_close(out, expected)
+    assert out.shape == x.shape and iprop.last_info[0].converged
+
+
+def test_gamma_zero_returns_the_base_method():
+    net, x = _net(), _images()
+    base = IntegratedGradients(net).attribute(x, target=0, n_steps=8)
+    out = IProp(IntegratedGradients(net), gamma=0.0).attribute(x, target=0, n_steps=8)
+    assert torch.equal(out, base)
+
+
+@pytest.mark.parametrize("solver,operator", [("cg", "csr"), ("value_iteration", "stencil")])
+def test_solver_and_operator_options_agree(solver, operator):
+    net, x = _net(), _images()
+    reference = IProp(Saliency(net), tol=1e-6).attribute(x, target=2)
+    other = IProp(Saliency(net), tol=1e-6, solver=solver, operator=operator)
+    scale = reference.abs().amax()
+    assert float((other.attribute(x, target=2) - reference).abs().max() / scale) < 1e-5
+
+
+def test_reward_modes_and_rescale():
+    x = _images()
+    maps = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(2))
+    guide = min_max_scale(x)
+    summed = propagate(maps, guide, reward="sum")
+    assert summed.shape == maps.shape and torch.equal(summed[:, 0], summed[:, 2])
+    torch.testing.assert_close(summed[:, :1], propagate(maps.sum(1, keepdim=True), guide))
+    torch.testing.assert_close(propagate(maps, guide, reward="abs"), propagate(maps.abs(), guide))
+    raw = propagate(maps, guide, rescale=False, gamma=0.7)
+    torch.testing.assert_close(0.3 * raw, propagate(maps, guide, gamma=0.7))
+
+
+def test_perturbation_base_method():
+    net, x = _net(), _images()
+    mask = torch.arange(9).view(3, 3).repeat_interleave(4, 0).repeat_interleave(4, 1)
+    kwargs = dict(target=1, feature_mask=mask.view(1, 1, 12, 12))
+    out = IProp(FeatureAblation(net)).attribute(x, **kwargs)
+    base = FeatureAblation(net).attribute(x, **kwargs)
+    torch.testing.assert_close(out, propagate(base, min_max_scale(x)))
+
+
+def test_low_resolution_layer_maps_are_upsampled():
+    net, x = _net(), _images()
+    gradcam = LayerGradCam(net, net[2])  # the pooled 4x4 layer
+    low = gradcam.attribute(x, target=0)
+    assert low.shape[2:] == (4, 4)
+    out = IProp(gradcam).attribute(x, target=0)
+    upsampled = LayerAttribution.interpolate(low, (12, 12), "bilinear")
+    assert out.shape == (2, 1, 12, 12)
+    torch.testing.assert_close(out, propagate(upsampled, min_max_scale(x)))
+
+
+def test_tuple_inputs_with_their_own_guides():
+    model = _TwoInputs().eval()
+    x, y = _images(seed=3), _images(seed=4)
+    guides = (torch.zeros(2, 1, 12, 12), torch.ones(1, 3, 12, 12))  # flat: plain averaging
+    out = IProp(Saliency(model)).attribute((x, y), guide=guides, target=0)
+    base = Saliency(model).attribute((x, y), target=0)
+    assert isinstance(out, tuple) and len(out) == 2
+    torch.testing.assert_close(out[0], propagate(base[0], guides[0]))
+    torch.testing.assert_close(out[1], propagate(base[1], guides[1].expand(2, 3, 12, 12)))
+
+
+def test_batched_equals_one_by_one():
+    net, x = _net(), _images(batch=3)
+    iprop = IProp(Saliency(net), tol=1e-6)
+    batched = iprop.attribute(x, target=torch.tensor([0, 1, 2]))
+    for i in range(3):
+        single = iprop.attribute(x[i : i + 1], target=i)
+        torch.testing.assert_close(batched[i : i + 1], single, rtol=1e-4, atol=1e-5)
+
+
+def test_inside_noise_tunnel_both_ways():
+    net, x = _net(), _images()
+    iprop = IProp(Saliency(net))
+    # no noise: every sample is the input, so the mean is IProp itself
+    tunnel = NoiseTunnel(iprop).attribute(x, nt_samples=3, stdevs=0.0, target=1, guide=x)
+    torch.testing.assert_close(tunnel, iprop.attribute(x, target=1, guide=x))
+    noisy = NoiseTunnel(iprop).attribute(x, nt_samples=4, nt_type="smoothgrad_sq", target=1)
+    assert noisy.shape == x.shape and bool(torch.isfinite(noisy).all())
+    outer = IProp(NoiseTunnel(Saliency(net))).attribute(x, nt_samples=2, stdevs=0.0, target=1)
+    torch.testing.assert_close(outer, iprop.attribute(x, target=1))
+
+
+def test_infidelity_and_sensitivity_max():
+    net, x = _net(), _images()
+    iprop = IProp(Saliency(net))
+    attributions = iprop.attribute(x, target=1)
+
+    def perturb(inputs):
+        noise = torch.randn_like(inputs) * 0.01
+        return noise, inputs - noise
+
+    torch.manual_seed(0)
+    infid = infidelity(net, perturb, x, attributions, target=1, n_perturb_samples=3)
+    sens = sensitivity_max(iprop.attribute, x, target=1, n_perturb_samples=3, guide=x)
+    sens_default = sensitivity_max(iprop.attribute, x, target=1, n_perturb_samples=2)
+    for values in (infid, sens, sens_default):
+        assert values.shape == (2,) and bool(torch.isfinite(values).all())
+
+
+def test_model_is_left_unchanged_even_when_it_raises():
+    net = _net().train()
+    flags = [p.requires_grad for p in net.parameters()]
+    IProp(IntegratedGradients(net)).attribute(_images(), target=0, n_steps=4)
+    assert net.training and [p.requires_grad for p in net.parameters()] == flags
+    assert num_hooks(net) == 0
+    bad = _Raises()
+    with pytest.raises(RuntimeError, match="boom"):
+        IProp(Saliency(bad)).attribute(_images(), target=0)
+    assert num_hooks(bad) == 0 and all(p.requires_grad for p in bad.parameters())
+
+
+def test_log_usage_and_captum_flags():
+    iprop = IProp(IntegratedGradients(_net()))
+    assert hasattr(IProp.attribute, "__wrapped__")
+    assert not iprop.has_convergence_delta() and iprop.multiplies_by_inputs
+
+
+def test_bad_arguments_raise_clear_errors():
+    net, x = _net(), _images()
+    with pytest.raises(ValueError, match="gamma"):
+        IProp(Saliency(net), gamma=1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        IProp(Saliency(net), gamma=-0.1)
+    with pytest.raises(ValueError, match="sigma_c"):
+        IProp(Saliency(net), sigma_c=-1.0)
+    with pytest.raises(ValueError, match="sigma_s"):
+        propagate(x, x, sigma_s=-2.0)
+    with pytest.raises(ValueError, match="radius"):
+        IProp(Saliency(net), radius=-1)
+    with pytest.raises(ValueError, match="solver"):
+        IProp(Saliency(net), solver="lu")
+    with pytest.raises(TypeError, match="base_method"):
+        IProp(net)
+    with pytest.raises(ValueError, match="inputs"):
+        IProp(Saliency(net)).attribute(x[0], target=0)  # 3-D
+    with pytest.raises(ValueError, match="4-D"):
+        propagate(x[0], x[0])
+    with pytest.raises(ValueError, match="spatial size"):
+        IProp(Saliency(net)).attribute(x, guide=x[..., :10], target=0)
+    with pytest.raises(ValueError, match="spatial size"):
+        propagate(x[..., :6, :6], x)
+    with pytest.raises(ValueError, match="batch size"):
+        propagate(x, torch.rand(3, 3, 12, 12))
+    with pytest.raises(ValueError, match="structure"):
+        IProp(Saliency(net)).attribute(x, guide=(x, x), target=0)
+    with pytest.raises(ValueError, match="structure"):
+        IProp(Saliency(_TwoInputs())).attribute((x, x), guide=x, target=0)
+
+
+def test_nan_in_the_base_attribution_is_reported():
+    maps = torch.zeros(3, 1, 8, 8)
+    maps[1, 0, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN.*images \[1\]"):
+        propagate(maps, torch.rand(3, 3, 8, 8))
+
+    class NaNGradient(nn.Module):
+        def forward(self, x):
+            return torch.sqrt(x - x.amax()).flatten(1)[:, :2]  # d/dx sqrt(0) = inf -> NaN
+
+    with pytest.raises(ValueError, match="NaN"):
+        IProp(Saliency(NaNGradient())).attribute(torch.rand(2, 3, 4, 4), target=0)
