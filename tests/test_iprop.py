@@ -217,3 +217,15 @@ def test_nan_in_the_base_attribution_is_reported():
 
     with pytest.raises(ValueError, match="NaN"):
         IProp(Saliency(NaNGradient())).attribute(torch.rand(2, 3, 4, 4), target=0)
+
+
+def test_propagate_with_a_user_affinity():
+    from captum_ext.propagate import CSROperator
+
+    x = _images()
+    maps = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(5))
+    guide = min_max_scale(x)
+    affinity = CSROperator.from_guide(guide, sigma_c=0.2).matrix
+    out = propagate(maps, guide, affinity=affinity, tol=1e-6)
+    torch.testing.assert_close(out, propagate(maps, guide, sigma_c=0.2, tol=1e-6),
+                               rtol=1e-4, atol=1e-5)
