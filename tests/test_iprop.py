@@ -71,7 +71,7 @@ def test_solver_and_operator_options_agree(solver, operator):
     reference = IProp(Saliency(net), tol=1e-6).attribute(x, target=2)
     other = IProp(Saliency(net), tol=1e-6, solver=solver, operator=operator)
     scale = reference.abs().amax()
-    assert float((other.attribute(x, target=2) - reference).abs().max() / scale) < 1e-5
+    assert float((other.attribute(x, target=2) - reference).abs().max() / scale) < 1e-4
 
 
 def test_reward_modes_and_rescale():

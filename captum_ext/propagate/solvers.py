@@ -43,9 +43,12 @@ class SolveInfo:
         iterations (int): iterations used (each one application of the operator).
         residual (Tensor): (B,) per image, ``max|R - (I - gamma P) V| / max|R|`` (for value
             iteration an upper bound, ``gamma max|V_{t+1} - V_t| / max|R|``).
-        error_bound (Tensor): (B,) per image, a guaranteed bound on ``max|V - V*| / max|R|``:
-            ``residual / (1 - gamma)``.
-        converged (bool): every ``error_bound <= tol``.
+        error_bound (Tensor): (B,) per image, a bound on ``max|V - V*| / max|R|``:
+            ``residual / (1 - gamma)``. Guaranteed in exact arithmetic; in float32 with gamma
+            near 1 the rounding of ``V`` alone (about ``eps max|V|``) leaves a residual that
+            makes this bound pessimistic (e.g. 1e-3 where the true error is 1e-5).
+        converged (bool): the solver's stopping rule was met for every image before
+            ``max_iter`` (value iteration: the step rule; CG: its recursive residual).
     """
 
     solver: str
@@ -84,12 +87,11 @@ def _flush_(x: Tensor) -> Tensor:
 
 def _finish(
     solver: str, values: Tensor, scale: Tensor, iterations: int, residual: Tensor, gamma: float,
-    tol: float, max_iter: int, warn: bool,
+    tol: float, max_iter: int, warn: bool, converged: bool,
 ) -> Tuple[Tensor, SolveInfo]:
     residual = residual.flatten()
     bound = residual / (1.0 - gamma)
-    converged = bool((bound <= tol).all())
-    if warn and not converged and iterations >= max_iter:
+    if warn and not converged:
         warnings.warn(
             f"{solver} stopped at max_iter={max_iter} before reaching tol={tol} "
             f"(worst error bound {bound.max().item():.3g} of max|R|); raise `max_iter` or `tol`",
@@ -157,8 +159,9 @@ def value_iteration(
         values, new = new, values
         if bool((step <= threshold).all()):
             break
+    converged = bool((step <= threshold).all())
     return _finish("value_iteration", values, scale, iterations, gamma * step, gamma, tol,
-                   max_iter, warn)
+                   max_iter, warn, converged)
 
 
 def conjugate_gradient(
@@ -231,7 +234,11 @@ def conjugate_gradient(
     direction = z.clone()
     rz = dot(residual, z)
     iterations = 0
-    while iterations < max_iter and not bool((_per_image_max(z, op) <= threshold).all()):
+
+    def done() -> bool:
+        return bool((_per_image_max(z, op) <= threshold).all())
+
+    while iterations < max_iter and not done():
         iterations += 1
         negated_image = negated_system(direction)
         alpha = safe_div(rz, -dot(direction, negated_image))
@@ -247,7 +254,8 @@ def conjugate_gradient(
     true_residual = _per_image_max(
         torch.addcmul(negated_system(values), degree_over_gamma, R) / degree_over_gamma, op
     )
-    return _finish("cg", values, scale, iterations, true_residual, gamma, tol, max_iter, warn)
+    return _finish("cg", values, scale, iterations, true_residual, gamma, tol, max_iter, warn,
+                   done())
 
 
 def solve_mrp(

@@ -2,7 +2,7 @@
 
 The base methods use exactly the settings of the Captum rows (``captum_builtin``): Saliency
 with ``abs=True``; IG with a black baseline, ``IG_STEPS`` steps and the shared internal batch
-size. IProp uses its defaults (``gamma=0.9``, ``radius=1``, ``sigma_c=0.1``, CG, stencil), the
+size. IProp uses its defaults (``gamma=0.99``, ``radius=1``, ``sigma_c=0.1``, CG, stencil), the
 guide being the input images min-max scaled per image.
 """
 
@@ -36,10 +36,10 @@ BUILDERS: Dict[str, Any] = {
 }
 
 register_method(MethodSpec(
-    "IProp(Saliency)", iprop_saliency, "IProp (gamma 0.9, r 1, sigma_c 0.1) of Captum Saliency",
+    "IProp(Saliency)", iprop_saliency, "IProp (gamma 0.99, r 1, sigma_c 0.1) of Captum Saliency",
     group="iprop",
 ))
 register_method(MethodSpec(
     "IProp(IntegratedGradients)", iprop_integrated_gradients,
-    f"IProp (gamma 0.9, r 1, sigma_c 0.1) of Captum IG, {IG_STEPS} steps", group="iprop",
+    f"IProp (gamma 0.99, r 1, sigma_c 0.1) of Captum IG, {IG_STEPS} steps", group="iprop",
 ))
