@@ -357,6 +357,7 @@ def test_float32_at_gamma_099_is_accurate_and_converges(solver):
     reward = _reward(height=10, width=10, seed=22)
     expected = _dense_solution(StencilOperator.from_guide(guide), reward, 0.99)
     op = StencilOperator.from_guide(guide.float())
-    values, info = solve_mrp(op, reward.float(), gamma=0.99, solver=solver, tol=1e-4)
+    values, info = solve_mrp(op, reward.float(), gamma=0.99, solver=solver, tol=1e-4,
+                             max_iter=5000)
     error = 0.01 * (values.double() - expected).abs().amax(dim=(1, 2, 3))
     assert info.converged and bool((error <= 1e-4 * reward.abs().amax(dim=(1, 2, 3))).all())
