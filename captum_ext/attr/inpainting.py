@@ -14,7 +14,9 @@ removed pixels bit for bit. The model is wrapped by a forward function that find
 pixels of each image input, inpaints them in one call, and only then runs the model. Inputs
 that already contain the sentinel value are refused. ``baselines`` keeps a meaning: it is the
 value of an image that is removed entirely (no boundary to inpaint from, e.g. the empty
-coalition of ``ShapleyValueSampling``) and of removed entries of non-image inputs.
+coalition of ``ShapleyValueSampling``; default: the inpainter's own fallback, 0 for the
+built-ins; a constant inpainter fills it with its constant) and of removed entries of
+non-image inputs (default 0).
 """
 
 from contextlib import contextmanager
@@ -88,9 +90,10 @@ class _InpaintingForward:
         missing = x == SENTINEL
         if not bool(missing.any()):
             return x
-        fallback = _expand_fallback(fallback, x)
+        if fallback is not None:
+            fallback = _expand_fallback(fallback, x)
         if x.dim() != 4:  # not an image batch: removed entries take the baseline
-            return torch.where(missing, fallback, x)
+            return torch.where(missing, 0.0 if fallback is None else fallback, x)
         holes = missing.any(dim=1, keepdim=True)
         filled = apply_inpainter(self.inpainter, x, holes, fallback)
         return torch.where(missing, filled, x)  # channels not removed keep their values
@@ -106,11 +109,11 @@ def _expand_fallback(fallback: Any, x: Tensor) -> Tensor:
 
 def _fallbacks(inputs: Tuple[Tensor, ...], baselines: BaselineArg) -> Tuple[Any, ...]:
     if baselines is None:
-        return (0.0,) * len(inputs)
+        return (None,) * len(inputs)
     if isinstance(baselines, tuple):
         if len(baselines) != len(inputs):
             raise ValueError(f"`baselines` has {len(baselines)} entries for {len(inputs)} inputs")
-        return tuple(0.0 if b is None else b for b in baselines)
+        return baselines
     return (baselines,) * len(inputs)
 
 
@@ -312,7 +315,7 @@ class InpaintingLime(_InpaintingMixin, Lime):
     hold the sentinel, not the fill, so a custom one must use the interpretable sample (its
     third argument). Other arguments as in Captum (``interpretable_model`` defaults to
     Captum's Lasso; the paper used ridge, alpha 1: pass
-    ``captum._utils.models.linear_model.SkLearnRidge(alpha=1.0)``).
+    ``captum_ext._compat.SkLearnRidge(alpha=1.0)``).
 
     Args:
         forward_func (Callable): the model.

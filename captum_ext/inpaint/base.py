@@ -8,7 +8,7 @@ of what comes back, re-composites ``(1 - H) * x + H * fill`` so known pixels sta
 gives images that are entirely hole (no boundary to inpaint from) a constant fallback.
 """
 
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -63,7 +63,7 @@ def apply_inpainter(
     inpainter: InpainterFn,
     images: Tensor,
     holes: Tensor,
-    fallback: FallbackType = 0.0,
+    fallback: Optional[FallbackType] = None,
 ) -> Tensor:
     """Fill the holes of ``images`` with ``inpainter``, safely.
 
@@ -75,8 +75,10 @@ def apply_inpainter(
         inpainter (callable): ``inpaint(images, holes) -> images``.
         images (Tensor): ``(B, C, H, W)`` floating point.
         holes (Tensor): ``(B, 1, H, W)`` binary, 1 = missing.
-        fallback (float or Tensor): value for images that are entirely hole; a tensor must
-            broadcast to ``images``. Default: 0.
+        fallback (float or Tensor, optional): value for images that are entirely hole; a
+            tensor must broadcast to ``images``. Default: the inpainter's own ``fallback``
+            (built-ins) or 0 (plain callables). Inpainters that need no boundary (constant)
+            fill all-hole images themselves.
 
     Returns:
         Tensor: the composite ``(1 - H) * images + H * fill``, shape of ``images``.
@@ -97,10 +99,13 @@ def apply_inpainter(
     from captum_ext.inpaint.inpainters import Inpainter  # local: avoids an import cycle
 
     if isinstance(inpainter, Inpainter):  # already validates, zeroes and composites
-        return inpainter(images, holes)
+        out = inpainter(images, holes)
+        if fallback is None or not inpainter.needs_boundary:
+            return out
+        return composite(images, holes, out, fallback, select=False)
     zeroed = images.masked_fill(holes, 0.0)
     filled = inpainter(zeroed, holes.to(images.dtype))
-    return composite(images, holes, filled, fallback)
+    return composite(images, holes, filled, 0.0 if fallback is None else fallback)
 
 
 def composite(images: Tensor, holes: Tensor, filled: Tensor, fallback: FallbackType = 0.0,
