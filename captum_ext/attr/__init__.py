@@ -23,3 +23,6 @@ __all__ += [
     "grid_feature_mask",
     "slic_feature_mask",
 ]
+from captum_ext.attr.meaningful_perturbation import MeaningfulPerturbation  # noqa: E402
+
+__all__ += ["MeaningfulPerturbation"]
