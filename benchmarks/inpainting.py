@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller run (about a minute)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
-    batch, repeats = (16, 2) if args.quick else (64, 3)
+    batch, repeats = (16, 1) if args.quick else (64, 2)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
 
     print(f"1. fill time, 224x224 RGB, batch {batch} (best of {repeats})")
