@@ -8,6 +8,9 @@
   harmonic fill.
 - ``MP(blur)`` vs ``MP(inpaint)``: Meaningful Perturbation, 150 Adam steps (the paper: 300),
   8 x 8 mask for 64 x 64 images, blur vs harmonic fill.
+
+Only ``Occlusion(inpaint)`` runs by default; the Lime and MP rows took 8-38 s per image on
+the loaded 2-core machine (see docs/inpainting.md) and are opt-in (``--methods``).
 """
 
 from torch import Tensor, nn
@@ -57,14 +60,17 @@ register_method(MethodSpec(
     "Occlusion, 8x8 window, stride 4, harmonic inpainting instead of black", group="inpainting"))
 register_method(MethodSpec(
     "Lime", lambda m: _lime(m, False),
-    f"Captum Lime, SLIC superpixels, {LIME_SAMPLES} samples, black", group="inpainting"))
+    f"Captum Lime, SLIC superpixels, {LIME_SAMPLES} samples, black", group="inpainting",
+    default=False))
 register_method(MethodSpec(
     "Lime(inpaint)", lambda m: _lime(m, True),
-    f"Lime, SLIC superpixels, {LIME_SAMPLES} samples, harmonic inpainting", group="inpainting"))
+    f"Lime, SLIC superpixels, {LIME_SAMPLES} samples, harmonic inpainting", group="inpainting",
+    default=False))
 register_method(MethodSpec(
     "MP(blur)", lambda m: _mp(m, "blur"),
-    f"Meaningful Perturbation, blur fill, {MP_ITERATIONS} steps", group="inpainting"))
+    f"Meaningful Perturbation, blur fill, {MP_ITERATIONS} steps", group="inpainting",
+    default=False))
 register_method(MethodSpec(
     "MP(inpaint)", lambda m: _mp(m, "harmonic"),
     f"Meaningful Perturbation, harmonic fill (binarised), {MP_ITERATIONS} steps",
-    group="inpainting"))
+    group="inpainting", default=False))
