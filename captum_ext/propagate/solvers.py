@@ -11,8 +11,10 @@ channels (every channel of every image is its own right-hand side):
   is at most ``tol (1 - gamma) max|R|``, which bounds the error by ``tol * max|R|`` since
   ``||(I - gamma P)^-1||_inf <= 1 / (1 - gamma)``.
 
-Both report the same diagnostics (:class:`SolveInfo`) and the same guarantee: each image's
-``max|V - V*| <= error_bound * max|R|`` for that image.
+Both report the same diagnostics (:class:`SolveInfo`) and the same guarantee in exact
+arithmetic: each image's ``max|V - V*| <= error_bound * max|R|``. In float32 with gamma near 1,
+``V`` (up to ``max|R| / (1 - gamma)``) is accurate only to rounding, about ``1e-5 max|V|``;
+``(1 - gamma) V`` still meets ``tol * max|R|``.
 
 Rewards are divided by their per-image ``max|R|`` before solving (the problem is linear) so that
 very small attributions (e.g. raw gradients) lose no float precision, and values below
