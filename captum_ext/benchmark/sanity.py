@@ -40,6 +40,7 @@ class SanityConfig:
         batch_size (int): images per attribution call. Default 16.
         progress (bool): progress output. Default True.
         retrain (bool): retrain the classifier, ignoring the cache. Default False.
+        only_correct (bool): keep only images the model classifies correctly. Default True.
     """
 
     n_images: int = 16
@@ -53,6 +54,7 @@ class SanityConfig:
     batch_size: int = 16
     progress: bool = True
     retrain: bool = False
+    only_correct: bool = True
 
 
 def run_sanity(config: SanityConfig, model: Optional[nn.Module] = None) -> SanityResult:
@@ -69,7 +71,8 @@ def run_sanity(config: SanityConfig, model: Optional[nn.Module] = None) -> Sanit
     if model is None:
         model = load_stamp_classifier(retrain=config.retrain, progress=config.progress, device=config.device)
     model.eval()
-    images, labels, _ = held_out_images(model, config.n_images, config.seed, config.device)
+    images, labels, _ = held_out_images(model, config.n_images, config.seed, config.device,
+                                      only_correct=config.only_correct)
     return cascading_randomisation(
         model, {spec.name: spec.build for spec in specs}, images, labels, layers=config.layers,
         mode=config.mode, std=config.std, seed=config.seed, batch_size=config.batch_size,
