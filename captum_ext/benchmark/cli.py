@@ -122,6 +122,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     paths = write_outputs(result, args.out)
     print(result.markdown())
+    if any(spec.name in ("deletion", "insertion", "insertion_minus_deletion", "morf", "lerf")
+           for spec in result.metric_specs):
+        from captum_ext.benchmark.methods.metrics_perturbation import default_filler
+
+        print(f"\nfiller of removed pixels: {filler if filler is not None else default_filler()!r}")
     print(f"\nwrote {paths['csv']}, {paths['markdown']} and {paths['png']}")
     return 0
 

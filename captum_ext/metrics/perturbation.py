@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import torch
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_ext._utils import check_image_batch, check_int_at_least
@@ -371,6 +372,7 @@ _CURVE_ARGS = """
 """
 
 
+@log_usage()
 def deletion_curve(
     forward_func: Callable,
     inputs: Tensor,
@@ -389,6 +391,7 @@ def deletion_curve(
                   softmax, abs, reduce, additional_forward_args, tie_seed)
 
 
+@log_usage()
 def insertion_curve(
     forward_func: Callable,
     inputs: Tensor,
@@ -456,6 +459,7 @@ insertion_curve.__doc__ = (
 )
 
 
+@log_usage()
 def insertion_minus_deletion(
     forward_func: Callable,
     inputs: Tensor,
@@ -509,6 +513,7 @@ def _fraction_counts(fractions: Sequence[float], num_pixels: int, device: torch.
     return torch.tensor(counts, device=device)
 
 
+@log_usage()
 def pixel_perturbation(
     forward_func: Callable,
     inputs: Tensor,

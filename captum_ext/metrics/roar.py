@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_ext._utils import check_int_at_least, check_positive
@@ -155,6 +156,7 @@ def _fill_chunked(fill: Callable, images: Tensor, holes: Tensor, batch_size: int
     ])
 
 
+@log_usage()
 def roar(
     methods: Any,
     fractions: Sequence[float] = ROAR_FRACTIONS,

@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_ext._utils import check_image_batch, check_int_at_least, check_positive
@@ -95,8 +96,8 @@ def spearman(x: Tensor, y: Tensor) -> Tensor:
 
     Examples::
 
-        >>> spearman(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), torch.tensor([[1.0, 4.0, 9.0, 16.0]])).item()
-        1.0
+        >>> round(spearman(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), torch.tensor([[4.0, 1.0, 9.0, 16.0]])).item(), 6)
+        0.8
     """
     x = x.flatten(1)
     y = y.flatten(1)
@@ -489,6 +490,7 @@ class SanityResult:
         return fig
 
 
+@log_usage()
 def cascading_randomisation(
     model: Union[nn.Module, Callable[[], nn.Module]],
     methods: Any,
