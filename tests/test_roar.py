@@ -77,9 +77,10 @@ def test_removing_the_stamp_hurts_far_more_than_removing_random_pixels():
     inpaint = pytest.importorskip("captum_ext.inpaint")
     if not hasattr(inpaint, "get_inpainter"):
         pytest.skip("captum_ext.inpaint.get_inpainter is not merged")
+    # one glyph against "no stamp" (chance about 0.5), small enough for a CPU test
     result = roar(["ground_truth", "random"], fractions=[0.15], filler="harmonic", n_train=512, n_test=128,
-                  image_size=24, stamp_size=8, width=8, epochs=10)
+                  image_size=24, stamp_size=8, num_glyphs=1, width=8, epochs=10)
     clean, truth, rand = result.accuracy["ground_truth"][0], result.accuracy["ground_truth"][1], result.accuracy["random"][1]
-    assert clean > 0.8
+    assert clean > 0.9
     assert truth < result.chance + 0.15
-    assert rand - truth > 0.4
+    assert rand - truth > 0.3
