@@ -1,0 +1,328 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from captum_ext.metrics.perturbation import (
+    ConstantFill,
+    deletion_curve,
+    insertion_curve,
+    insertion_minus_deletion,
+    normalised_auc,
+    pixel_perturbation,
+    pixel_ranks,
+    resolve_filler,
+)
+
+
+class LinearScore(nn.Module):
+    """f(x) = sum(w * x) + b as a (B, 1) output: every curve has a closed form."""
+
+    def __init__(self, weight: torch.Tensor, bias: float = 0.5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight.clone())
+        self.bias = bias
+
+    def forward(self, x):
+        return ((x * self.weight).flatten(1).sum(1) + self.bias)[:, None]
+
+
+class MarkCounter(nn.Module):
+    """Counts the pixels whose first channel holds the marker value 7."""
+
+    def forward(self, x):
+        return (x[:, 0] == 7.0).flatten(1).sum(1, keepdim=True).to(x.dtype)
+
+
+def _setup(batch=3, channels=3, size=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(channels, size, size, generator=gen, dtype=torch.float64)
+    x = torch.rand(batch, channels, size, size, generator=gen, dtype=torch.float64)
+    return LinearScore(weight), x
+
+
+def _closed_form_deletion(model, x, order, counts, fill, insert=False):
+    """f after filling the first counts[s] pixels of ``order`` (per image) with ``fill``
+    (``insert``: after filling all the other pixels)."""
+    w = model.weight.detach().numpy()
+    xs = x.numpy()
+    out = np.empty((x.shape[0], len(counts)))
+    for b in range(x.shape[0]):
+        contrib = (w * xs[b]).sum(0).reshape(-1)  # per pixel
+        fill_contrib = (w * fill).sum(0).reshape(-1)
+        for s, k in enumerate(counts):
+            gone = np.zeros(contrib.shape, dtype=bool)
+            gone[order[b][:k]] = True
+            gone = ~gone if insert else gone
+            out[b, s] = model.bias + contrib[~gone].sum() + fill_contrib[gone].sum()
+    return out
+
+
+def test_perfect_and_reversed_rankings_match_the_closed_form():
+    model, x = _setup()
+    contributions = (model.weight.detach() * x)  # Integrated gradients of a linear model, exactly
+    per_pixel = contributions.sum(1).flatten(1).numpy()
+    fill = 0.25
+    counts = [0, 3, 6, 9, 12, 15, 16]  # 16 pixels, 3 per step, a partial last step
+    for attributions, order in [
+        (contributions, np.argsort(-per_pixel, axis=1, kind="stable")),
+        (-contributions, np.argsort(per_pixel, axis=1, kind="stable")),
+    ]:
+        curve = deletion_curve(model, x, attributions, target=0, filler=fill, pixels_per_step=3, softmax=False)
+        np.testing.assert_allclose(curve.fractions.numpy(), np.array(counts) / 16)
+        expected = _closed_form_deletion(model, x, order, counts, fill)
+        np.testing.assert_allclose(curve.scores.numpy(), expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(curve.auc.numpy(), np.trapezoid(expected, np.array(counts) / 16, axis=1),
+                                   rtol=1e-12)
+        # insertion keeps the first k pixels and fills the rest: f(fill) + the kept contributions
+        ins = insertion_curve(model, x, attributions, target=0, filler=fill, pixels_per_step=3, softmax=False)
+        expected_ins = _closed_form_deletion(model, x, order, counts, fill, insert=True)
+        np.testing.assert_allclose(ins.scores.numpy(), expected_ins, rtol=1e-12, atol=1e-12)
+        # linear model: deletion and insertion curves sum to f(x) + f(filled image) at every step
+        np.testing.assert_allclose(expected + expected_ins, (expected[:, :1] + expected[:, -1:]).repeat(7, 1))
+
+
+def test_the_perfect_ranking_deletes_fastest_at_every_step():
+    model, x = _setup(batch=2, size=5, seed=1)
+    contributions = model.weight.detach() * x
+    perfect = deletion_curve(model, x, contributions, target=0, filler=0.0, pixels_per_step=2, softmax=False)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        other = deletion_curve(model, x, torch.randn(x.shape, generator=gen, dtype=torch.float64), target=0,
+                               filler=0.0, pixels_per_step=2, softmax=False)
+        assert bool((perfect.scores <= other.scores + 1e-12).all())
+        assert bool((perfect.auc <= other.auc + 1e-12).all())
+
+
+def test_auc_of_a_constant_curve_and_uneven_steps():
+    assert torch.allclose(normalised_auc(torch.full((2, 7), 0.3, dtype=torch.float64)), torch.tensor([0.3, 0.3], dtype=torch.float64))
+    fractions = torch.tensor([0.0, 0.5, 0.75, 1.0], dtype=torch.float64)
+    values = torch.tensor([[1.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+    assert normalised_auc(values, fractions).item() == pytest.approx(0.5 + 0.125)
+    # a curve of a constant-output model is constant: its AUC is that constant
+    model = LinearScore(torch.zeros(1, 3, 3, dtype=torch.float64), bias=0.7)
+    curve = deletion_curve(model, torch.rand(2, 1, 3, 3, dtype=torch.float64), torch.rand(2, 1, 3, 3),
+                           target=0, softmax=False, pixels_per_step=2)
+    assert torch.allclose(curve.auc, torch.full((2,), 0.7, dtype=torch.float64))
+
+
+def test_auc_errors():
+    with pytest.raises(ValueError, match="scores"):
+        normalised_auc(torch.ones(2))
+    with pytest.raises(ValueError, match="scores"):
+        normalised_auc(torch.ones(2, 1))
+    with pytest.raises(ValueError, match="fractions"):
+        normalised_auc(torch.ones(1, 3), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="increasing"):
+        normalised_auc(torch.ones(1, 3), torch.tensor([0.0, 1.0, 0.5]))
+
+
+def _cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         nn.Linear(16, 3)).eval()
+
+
+@pytest.mark.parametrize("fn", ["deletion", "insertion", "morf", "lerf"])
+def test_batched_equals_one_by_one(fn):
+    model = _cnn()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 3, 8, 8, generator=gen)
+    a = torch.randn(5, 3, 8, 8, generator=gen)
+    a[:, :, :2] = 0.0  # ties, broken the same way for every image
+
+    def run(inputs, attributions, batch_size):
+        if fn in ("morf", "lerf"):
+            return pixel_perturbation(model, inputs, attributions, fractions=[0.05, 0.3], order=fn,
+                                      filler=0.5, batch_size=batch_size)
+        curve_fn = deletion_curve if fn == "deletion" else insertion_curve
+        return curve_fn(model, inputs, attributions, filler=0.5, pixels_per_step=5, batch_size=batch_size).scores
+
+    batched = run(x, a, 7)
+    assert torch.allclose(batched, run(x, a, 1000), atol=1e-6)
+    single = torch.cat([run(x[i:i + 1], a[i:i + 1], 3) for i in range(5)])
+    assert torch.allclose(batched, single, atol=1e-6)
+
+
+def test_the_filler_is_really_used():
+    x = torch.rand(2, 3, 4, 4)
+    seen = []
+
+    def marking_fill(images, holes):
+        seen.append((images.clone(), holes.clone()))
+        assert holes.shape == (images.shape[0], 1, 4, 4) and holes.dtype == images.dtype
+        return torch.full_like(images, 7.0)
+
+    a = torch.randn(2, 3, 4, 4)
+    deletion = deletion_curve(MarkCounter(), x, a, target=0, filler=marking_fill, pixels_per_step=3, softmax=False)
+    counts = torch.tensor([0, 3, 6, 9, 12, 15, 16], dtype=torch.float64)
+    assert torch.equal(deletion.scores, counts.expand(2, -1))
+    insertion = insertion_curve(MarkCounter(), x, a, target=0, filler=marking_fill, pixels_per_step=3, softmax=False)
+    assert torch.equal(insertion.scores, (16 - counts).expand(2, -1))
+    # the filler sees the original images (so a RISE blurred canvas can be built) and the holes
+    images, holes = seen[0]
+    assert torch.equal(images, x.repeat_interleave(7, dim=0)[: images.shape[0]])
+    assert set(holes.unique().tolist()) <= {0.0, 1.0}
+    morf = pixel_perturbation(MarkCounter(), x + 1, a, target=0, fractions=[0.25], filler=marking_fill, softmax=False)
+    assert torch.isnan(morf).all()  # the clean count is 0: relative change undefined
+
+
+def test_named_fillers_go_through_get_inpainter():
+    inpaint = pytest.importorskip("captum_ext.inpaint")
+    if not hasattr(inpaint, "get_inpainter"):
+        pytest.skip("captum_ext.inpaint.get_inpainter is not merged")
+    assert type(resolve_filler("harmonic")).__name__ == "HarmonicInpainter"
+    model = LinearScore(torch.ones(3, 4, 4, dtype=torch.float64), bias=0.0)
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    curve = deletion_curve(model, x, torch.rand(2, 3, 4, 4), target=0, filler="constant", pixels_per_step=4,
+                           softmax=False)
+    assert torch.allclose(curve.scores[:, -1], torch.zeros(2, dtype=torch.float64))  # all pixels 0
+    with pytest.raises(ValueError, match="unknown inpainter"):
+        deletion_curve(model, x, x, target=0, filler="no-such-filler")
+
+
+def test_pixel_perturbation_closed_form_morf_and_lerf():
+    model, x = _setup(batch=2, size=10, seed=4)
+    x = x + 1.0
+    with torch.no_grad():
+        model.weight.abs_()  # positive contributions: p(x) > 0
+    contributions = (model.weight.detach() * x).amax(1).flatten(1)  # channel max, the default reduction
+    fractions = [0.01, 0.05, 0.1, 0.55]
+    counts = [1, 5, 10, 55]
+    clean = model(x)[:, 0].detach().numpy()
+    for order, sign in [("morf", -1), ("lerf", 1)]:
+        result = pixel_perturbation(model, x, model.weight.detach() * x, target=0, fractions=fractions, order=order,
+                                    filler=0.0, softmax=False)
+        removal = np.argsort(sign * contributions.numpy(), axis=1, kind="stable")
+        after = _closed_form_deletion(model, x, removal, counts, 0.0)
+        expected = np.abs(clean[:, None] - after) / clean[:, None]
+        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-10)
+    assert bool((pixel_perturbation(model, x, model.weight.detach() * x, target=0, order="morf", softmax=False)
+                 > pixel_perturbation(model, x, model.weight.detach() * x, target=0, order="lerf", softmax=False)).all())
+
+
+def test_softmax_target_default_is_the_prediction():
+    model = _cnn()
+    x = torch.rand(4, 3, 8, 8)
+    a = torch.randn(4, 3, 8, 8)
+    predicted = model(x).argmax(1)
+    default = deletion_curve(model, x, a, pixels_per_step=16)
+    explicit = deletion_curve(model, x, a, target=predicted.tolist(), pixels_per_step=16)
+    assert torch.equal(default.scores, explicit.scores)
+    assert torch.allclose(default.scores[:, 0], model(x).softmax(1).max(1).values.double())
+    assert bool(((default.scores >= 0) & (default.scores <= 1)).all())
+    assert bool(((default.auc >= 0) & (default.auc <= 1)).all())
+    both = insertion_minus_deletion(model, x, a, pixels_per_step=16)
+    insertion = insertion_curve(model, x, a, pixels_per_step=16)
+    assert torch.allclose(both, insertion.auc - default.auc)
+
+
+def test_additional_forward_args_follow_their_image():
+    class Scaled(nn.Module):
+        def forward(self, x, scale):
+            return torch.stack([x.flatten(1).sum(1) * scale, -x.flatten(1).sum(1)], 1)
+
+    x = torch.rand(3, 1, 4, 4, dtype=torch.float64)
+    scale = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    curve = deletion_curve(Scaled(), x, x, target=0, pixels_per_step=4, softmax=False, batch_size=5,
+                           additional_forward_args=(scale,))
+    unscaled = deletion_curve(Scaled(), x, x, target=0, pixels_per_step=4, softmax=False,
+                              additional_forward_args=(torch.ones(3, dtype=torch.float64),))
+    assert torch.allclose(curve.scores, unscaled.scores * scale[:, None])
+
+
+def test_model_is_left_unchanged():
+    model = _cnn().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    deletion_curve(model, torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), target=0, pixels_per_step=16)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_pixel_ranks_break_ties_the_same_way_for_every_image():
+    ranks = pixel_ranks(torch.zeros(3, 10))
+    assert torch.equal(ranks[0], ranks[1]) and torch.equal(ranks[0], ranks[2])
+    assert sorted(ranks[0].tolist()) == list(range(10))
+    assert pixel_ranks(torch.tensor([[3.0, 1.0, 2.0]]), descending=False).tolist() == [[2, 0, 1]]
+
+
+def test_bad_input_gets_clear_errors():
+    model = _cnn()
+    x, a = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="pixels_per_step"):
+        deletion_curve(model, x, a, pixels_per_step=0)
+    with pytest.raises(ValueError, match="pixels_per_step"):
+        deletion_curve(model, x, a, pixels_per_step=65)
+    with pytest.raises(TypeError, match="pixels_per_step"):
+        insertion_curve(model, x, a, pixels_per_step=2.5)
+    with pytest.raises(ValueError, match="fractions"):
+        pixel_perturbation(model, x, a, fractions=[0.1, 1.5])
+    with pytest.raises(ValueError, match="fractions"):
+        pixel_perturbation(model, x, a, fractions=[-0.01])
+    with pytest.raises(ValueError, match="fractions"):
+        pixel_perturbation(model, x, a, fractions=[])
+    with pytest.raises(ValueError, match="order"):
+        pixel_perturbation(model, x, a, order="most")
+    with pytest.raises(ValueError, match="attributions"):
+        deletion_curve(model, x, torch.rand(2, 3, 8, 7))
+    with pytest.raises(ValueError, match="attributions"):
+        deletion_curve(model, x, torch.rand(3, 3, 8, 8))
+    with pytest.raises(ValueError, match="attributions"):
+        deletion_curve(model, x, torch.full((2, 3, 8, 8), math.nan))
+    with pytest.raises(ValueError, match="inputs"):
+        deletion_curve(model, x[0], a[0])
+    with pytest.raises(ValueError, match="batch_size"):
+        deletion_curve(model, x, a, batch_size=0)
+    with pytest.raises(ValueError, match="reduce"):
+        deletion_curve(model, x, a, reduce="median")
+    with pytest.raises(ValueError, match="target"):
+        deletion_curve(model, x, a, target=[0, 1, 2])
+    with pytest.raises(TypeError, match="filler"):
+        deletion_curve(model, x, a, filler=None)
+    with pytest.raises(TypeError, match="filler"):
+        deletion_curve(model, x, a, filler=True)
+    with pytest.raises(ValueError, match="filler"):
+        deletion_curve(model, x, a, filler=lambda images, holes: images[:, :1])
+    with pytest.raises(ValueError, match="forward_func"):
+        deletion_curve(lambda t: t.sum(), x, a, target=0)
+
+
+def test_constant_fill_accepts_per_channel_values():
+    fill = resolve_filler(torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1))
+    assert isinstance(fill, ConstantFill)
+    out = fill(torch.zeros(1, 3, 2, 2), torch.ones(1, 1, 2, 2))
+    assert out[0, :, 0, 0].tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda():
+    model = _cnn().cuda()
+    x, a = torch.rand(2, 3, 8, 8, device="cuda"), torch.rand(2, 3, 8, 8, device="cuda")
+    cpu = deletion_curve(model.cpu(), x.cpu(), a.cpu(), pixels_per_step=16).scores
+    gpu = deletion_curve(model.cuda(), x, a, pixels_per_step=16).scores
+    assert torch.allclose(cpu, gpu.cpu(), atol=1e-5)
+
+
+def test_benchmark_columns():
+    from captum_ext.benchmark.cli import main
+    from captum_ext.benchmark.registry import available_metrics
+    from captum_ext.benchmark.runner import BenchmarkConfig, run_benchmark
+    from captum_ext.data import StampNet
+
+    metrics = available_metrics()
+    assert {"deletion", "insertion", "insertion_minus_deletion"} <= {n for n, m in metrics.items() if m.default}
+    assert metrics["deletion"].lower_is_better and not metrics["insertion"].lower_is_better
+    torch.manual_seed(0)
+    config = BenchmarkConfig(n_images=3, methods=["Saliency"], metrics=["deletion", "insertion",
+                             "insertion_minus_deletion", "morf"], progress=False, only_correct=False,
+                             options={"filler": 0.0, "perturbation_steps": 4})
+    result = run_benchmark(config, model=StampNet().eval())
+    values = result.per_image["Saliency"]
+    assert torch.allclose(values["insertion_minus_deletion"], values["insertion"] - values["deletion"])
+    for name in ("deletion", "insertion"):
+        assert bool(((values[name] >= 0) & (values[name] <= 1)).all())
+    assert "| deletion ↓ | insertion ↑ |" in result.markdown()
+    assert main(["benchmark", "--filler", "no-such-filler", "--n-images", "1"]) == 2
