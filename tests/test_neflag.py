@@ -418,3 +418,16 @@ def test_docstring_examples_run():
         warnings.simplefilter("error")
         result = doctest.testmod(neflag_module, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_benchmark_rows_registered_and_reproducible():
+    from captum_ext.benchmark.registry import available_methods
+
+    rows = {k: v for k, v in available_methods().items() if v.group == "neflag"}
+    assert {"NeFLAG(antithetic)", "NeFLAG(flip)", "NeFLAG(descent)"} <= set(rows)
+    net = _tiny_cnn()
+    x, target = torch.rand(2, 3, 8, 8), torch.tensor([0, 3])
+    for spec in rows.values():
+        first = spec.build(net)(x, target)
+        again = spec.build(net)(x, target)
+        assert first.shape == x.shape and torch.equal(first, again)
