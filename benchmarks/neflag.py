@@ -11,6 +11,11 @@ On CUDA it is ``torch.cuda.max_memory_allocated`` over the full call.
 
 Run: ``PYTHONPATH=. python benchmarks/neflag.py`` (about 3 minutes on a quiet 2-core CPU),
 ``--quick`` for 112x112, batch 2, one repeat.
+
+``--stamp`` runs the ablation instead (sampling x aggregation, eps, n, against Saliency, IG and
+a random map) on the stamp benchmark: ``--n-images`` held-out images, stamp distance and the
+localisation columns, with |map| and with signed maps. It trains the stamp classifier once if
+it is not cached (a few minutes); ``--quick`` keeps only the sampling x aggregation rows.
 """
 
 import argparse
@@ -85,6 +90,47 @@ def cuda_peak_mib(fn: Callable[[], torch.Tensor]) -> float:
     return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
+def stamp_ablation(n_images: int, quick: bool) -> None:
+    """Sampling x aggregation (and eps, n) of NeFLAG on the stamp benchmark, as Markdown."""
+    from captum_ext.benchmark.methods.neflag import neflag_builder
+    from captum_ext.benchmark.registry import MethodSpec, available_methods, register_method
+    from captum_ext.benchmark.runner import BenchmarkConfig, run_benchmark
+
+    registered = available_methods()
+    rows = ["Random", "Saliency", "IntegratedGradients"]
+    for sampling in ("antithetic", "flip", "descent"):
+        for aggregation in ("decomposition", "vector"):
+            rows.append(_variant(registered, register_method, MethodSpec, neflag_builder,
+                                 sampling=sampling, aggregation=aggregation))
+    if not quick:
+        for sampling in ("antithetic", "descent"):
+            for eps in (1.0, 4.0):
+                rows.append(_variant(registered, register_method, MethodSpec, neflag_builder,
+                                     sampling=sampling, eps=eps))
+            rows.append(_variant(registered, register_method, MethodSpec, neflag_builder,
+                                 sampling=sampling, n=5))
+        rows.append(_variant(registered, register_method, MethodSpec, neflag_builder,
+                             sampling="descent", m=4, n=10))
+    metrics = ["stamp_distance", "pointing_game", "relevance_mass", "roc_auc"]
+    for use_abs in (True, False):
+        result = run_benchmark(BenchmarkConfig(n_images=n_images, methods=rows, metrics=metrics,
+                                               abs=use_abs, progress=False))
+        print(f"\n### stamp benchmark, {n_images} images, {'|map|' if use_abs else 'signed map'}\n")
+        print(result.markdown())
+
+
+def _variant(registered, register_method, MethodSpec, neflag_builder, **options) -> str:
+    """Register (once) an ablation row named after its non-default options; return its name."""
+    defaults = {"aggregation": "decomposition", "eps": 0.1, "n": 20}
+    label = ",".join(f"{k}={v}" if k in ("eps", "n", "m") else str(v)
+                     for k, v in options.items() if defaults.get(k) != v)
+    name = f"NeFLAG({label})"
+    if name not in registered:
+        registered[name] = register_method(MethodSpec(name=name, build=neflag_builder(**options),
+                                                      default=False, group="neflag"))
+    return name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="112x112, batch 2, one repeat")
@@ -94,7 +140,12 @@ def main() -> None:
     parser.add_argument("--internal-batch-size", type=int, default=40,
                         help="points per pass, for both methods; a multiple of 2*batch")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--stamp", action="store_true", help="run the stamp-benchmark ablation")
+    parser.add_argument("--n-images", type=int, default=48, help="images for --stamp")
     args = parser.parse_args()
+    if args.stamp:
+        stamp_ablation(args.n_images, args.quick)
+        return
     args.size = args.size or (112 if args.quick else 224)
     args.batch = args.batch or (2 if args.quick else 4)
     args.repeats = args.repeats or (1 if args.quick else 2)

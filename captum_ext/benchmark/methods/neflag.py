@@ -19,9 +19,10 @@ INTERNAL_BATCH_SIZE = 64
 
 
 def neflag_builder(
-    sampling: str, aggregation: str = "decomposition", **options: object
+    sampling: str, aggregation: str = "decomposition", n: int = N_DIRECTIONS, eps: float = EPS,
+    **options: object,
 ) -> Callable[[nn.Module], Callable[[Tensor, Tensor], Tensor]]:
-    """``build(model)`` for a NeFLAG row with the given sampling and aggregation."""
+    """``build(model)`` for a NeFLAG row; ``options`` go to :meth:`NeFLAG.attribute`."""
 
     def build(model: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
         method = NeFLAG(model)
@@ -29,7 +30,7 @@ def neflag_builder(
 
         def explain(inputs: Tensor, target: Tensor) -> Tensor:
             return method.attribute(
-                inputs, target=target, n=N_DIRECTIONS, eps=EPS, sampling=sampling,
+                inputs, target=target, n=n, eps=eps, sampling=sampling,
                 aggregation=aggregation, generator=generator,
                 internal_batch_size=INTERNAL_BATCH_SIZE, **options,
             )
