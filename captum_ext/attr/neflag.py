@@ -220,7 +220,9 @@ class NeFLAG(GradientAttribution):
         step_size: float = 1.0,
         internal_batch_size: Optional[int] = None,
         return_diagnostics: bool = False,
-    ) -> Union[TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, NeFLAGDiagnostics]]:
+    ) -> Union[
+        TensorOrTupleOfTensorsGeneric, Tuple[TensorOrTupleOfTensorsGeneric, NeFLAGDiagnostics]
+    ]:
         r"""Attribute the target score to every input feature by negative flux aggregation.
 
         Args:
@@ -286,13 +288,7 @@ class NeFLAG(GradientAttribution):
         sums = _Sums(xs)
         if xs[0].shape[0] > 0:
             run = _Run(self, xs, target, args, eps, aggregation, clamp, internal_batch_size, sums)
-            source = _Directions(xs, given, gen)
-            strategy = {"antithetic": run.antithetic, "flip": run.flip, "descent": run.descent}
-            step = {"antithetic": run.chunk_directions(2), "flip": run.chunk_directions(1),
-                    "descent": run.chunk_directions(1)}[sampling]
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                strategy[sampling](source, start, stop, m, step_size)
+            run.sample(sampling, _Directions(xs, given, gen), n, m, step_size)
 
         attributions = _finish(sums)
         out = _format_output(is_tuple, attributions)
@@ -336,12 +332,17 @@ class _Run:
         self.max_rows = internal_batch_size
         self.sums = sums
 
-    def chunk_directions(self, points_per_direction: int) -> int:
-        """Direction indices per chunk so that a chunk holds at most ``internal_batch_size``
-        points (at least one direction; the evaluation then splits further if needed)."""
-        if self.max_rows is None:
-            return 1 << 62
-        return max(1, self.max_rows // (points_per_direction * self.batch))
+    def sample(self, sampling: str, source: "_Directions", n: int, m: int, step: float) -> None:
+        """Run ``sampling`` over the ``n`` directions, a block of directions at a time.
+
+        A block holds as many directions as fit ``internal_batch_size`` points (at least one
+        direction; :meth:`evaluate` then splits the block's points further if needed).
+        """
+        strategy = {"antithetic": self.antithetic, "flip": self.flip, "descent": self.descent}
+        per_direction = (2 if sampling == "antithetic" else 1) * self.batch
+        block = n if self.max_rows is None else max(1, self.max_rows // per_direction)
+        for start in range(0, n, block):
+            strategy[sampling](source, start, min(n, start + block), m, step)
 
     # --- evaluation -------------------------------------------------------------------------
 
