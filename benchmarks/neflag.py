@@ -7,8 +7,9 @@ alternating per repeat (median of the repeats, and the per-repeat ratios), in wa
 in process CPU seconds (steadier on a shared machine). A second pair of calls on a model that
 costs almost nothing (a 1x1 convolution) shows what each method adds beyond the gradients.
 Peak memory is the peak of the CPU allocator's live bytes during one chunk of
-``internal_batch_size`` points (IG ``n_steps = ibs / B``, NeFLAG ``n = ibs / 2B``), read from ``torch.profiler``'s memory events; chunks run one after the other
-and reuse that memory, so this is the peak of the full call up to the (B, ...) accumulators.
+``internal_batch_size`` points (IG ``n_steps = ibs / B``, NeFLAG ``n = ibs / 2B``), read from
+``torch.profiler``'s memory events; chunks run one after the other and reuse that memory, so
+this is the peak of the full call up to the (B, ...) accumulators.
 On CUDA it is ``torch.cuda.max_memory_allocated`` over the full call.
 
 Run: ``PYTHONPATH=. python benchmarks/neflag.py`` (about 3 minutes on a quiet 2-core CPU),
