@@ -61,8 +61,9 @@ def test_linear_axis_directions_closed_forms(eps):
     x = torch.randn(4, d, dtype=torch.float64)
     axes = torch.eye(d, dtype=torch.float64)
     dec, diag = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps,
-                                      return_diagnostics=True)
-    vec = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps, aggregation="vector")
+                                      sampling="antithetic", return_diagnostics=True)
+    vec = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps, sampling="antithetic",
+                                aggregation="vector")
     torch.testing.assert_close(dec, (eps * w.abs() / k).expand(4, d))
     torch.testing.assert_close(vec, (w / k).expand(4, d))
     assert diag.n_kept.tolist() == [k] * 4
@@ -74,7 +75,8 @@ def test_linear_axis_directions_closed_forms(eps):
 def test_linear_each_antithetic_pair_keeps_one_member():
     net = _linear(9)
     x = torch.randn(3, 9, dtype=torch.float64)
-    _, diag = NeFLAG(net).attribute(x, target=0, n=13, generator=1, return_diagnostics=True)
+    _, diag = NeFLAG(net).attribute(x, target=0, n=13, generator=1, sampling="antithetic",
+                                    return_diagnostics=True)
     assert diag.n_kept.tolist() == [13, 13, 13]
     assert diag.n_gradients.tolist() == [26, 26, 26]
 
@@ -83,7 +85,7 @@ def test_linear_flip_equals_antithetic_and_spends_fewer_gradients():
     net = _linear(9)
     x = torch.randn(3, 9, dtype=torch.float64)
     dirs = torch.randn(11, 9, dtype=torch.float64)
-    anti = NeFLAG(net).attribute(x, target=0, directions=dirs)
+    anti = NeFLAG(net).attribute(x, target=0, directions=dirs, sampling="antithetic")
     flip, diag = NeFLAG(net).attribute(x, target=0, directions=dirs, sampling="flip",
                                        return_diagnostics=True)
     torch.testing.assert_close(flip, anti)
@@ -139,7 +141,7 @@ def test_quadratic_mean_flux_over_sphere_is_eps_trace_over_d(eps):
     basis, _ = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64))
     x = torch.randn(3, d, dtype=torch.float64)
     _, diag = NeFLAG(_Quadratic(q)).attribute(x, directions=basis.T.contiguous(), eps=eps,
-                                              return_diagnostics=True)
+                                              sampling="antithetic", return_diagnostics=True)
     expected = torch.full((3,), eps * float(torch.trace(q)) / d, dtype=torch.float64)
     torch.testing.assert_close(diag.sphere_flux, expected)
 
@@ -151,9 +153,10 @@ def test_f_and_minus_f_give_same_decomposition(sampling):
     pos = NeFLAG(net).attribute(x, target=0, n=7, sampling=sampling, generator=5)
     neg = NeFLAG(_Negated(net)).attribute(x, target=0, n=7, sampling=sampling, generator=5)
     torch.testing.assert_close(pos, neg)
-    vec_pos = NeFLAG(net).attribute(x, target=0, n=7, aggregation="vector", generator=5)
-    vec_neg = NeFLAG(_Negated(net)).attribute(x, target=0, n=7, aggregation="vector",
-                                              generator=5)
+    vec_pos = NeFLAG(net).attribute(x, target=0, n=7, sampling=sampling, aggregation="vector",
+                                    generator=5)
+    vec_neg = NeFLAG(_Negated(net)).attribute(x, target=0, n=7, sampling=sampling,
+                                              aggregation="vector", generator=5)
     torch.testing.assert_close(vec_pos, -vec_neg)
 
 
@@ -341,7 +344,7 @@ def test_visualize_image_attr():
     (dict(n=2.5), TypeError, "`n`"),
     (dict(sampling="sobol"), ValueError, "sampling"),
     (dict(aggregation="sum"), ValueError, "aggregation"),
-    (dict(m=2), ValueError, "`m`"),
+    (dict(sampling="antithetic", m=2), ValueError, "`m`"),
     (dict(sampling="descent", m=0), ValueError, "`m`"),
     (dict(directions=torch.randn(3, 5)), ValueError, "directions"),
     (dict(directions=torch.randn(2, 3, 5)), ValueError, "directions"),

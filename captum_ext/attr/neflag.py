@@ -269,8 +269,8 @@ class NeFLAG(GradientAttribution):
             >>> attr.shape
             torch.Size([2, 4])
             >>> axes = torch.eye(4)  # one direction per feature, shared by the batch
-            >>> attr, diag = NeFLAG(net).attribute(
-            ...     x, target=0, directions=axes, eps=0.1, return_diagnostics=True)
+            >>> attr, diag = NeFLAG(net).attribute(x, target=0, directions=axes, eps=0.1,
+            ...                                    sampling="antithetic", return_diagnostics=True)
             >>> w = net.weight[0].detach()
             >>> torch.allclose(attr, 0.1 * w.abs().expand(2, 4) / 4, atol=1e-6)
             True
