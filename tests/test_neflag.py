@@ -61,7 +61,8 @@ def test_linear_axis_directions_closed_forms(eps):
     x = torch.randn(4, d, dtype=torch.float64)
     axes = torch.eye(d, dtype=torch.float64)
     dec, diag = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps,
-                                      sampling="antithetic", return_diagnostics=True)
+                                      sampling="antithetic", aggregation="decomposition",
+                                      return_diagnostics=True)
     vec = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps, sampling="antithetic",
                                 aggregation="vector")
     torch.testing.assert_close(dec, (eps * w.abs() / k).expand(4, d))
@@ -103,7 +104,7 @@ def test_linear_descent_with_large_step_converges_to_gradient():
                                       return_diagnostics=True)
     torch.testing.assert_close(vec, w.expand(2, 6), atol=1e-5, rtol=1e-5)
     dec = NeFLAG(net).attribute(x, target=2, n=5, sampling="descent", m=2, step_size=1e7,
-                                generator=0, eps=0.3)
+                                aggregation="decomposition", generator=0, eps=0.3)
     torch.testing.assert_close(dec, (0.3 * w * w / w.norm()).expand(2, 6), atol=1e-5, rtol=1e-5)
     assert diag.n_gradients.tolist() == [10, 10]
 
@@ -117,7 +118,8 @@ def test_ignored_features_get_exactly_zero(sampling):
         return inner(x[:, :4]) + 0.0 * x[:, 4:].sum(1, keepdim=True)
 
     x = torch.randn(5, 7, dtype=torch.float64)
-    attr = NeFLAG(model).attribute(x, target=1, n=6, sampling=sampling, generator=3)
+    attr = NeFLAG(model).attribute(x, target=1, n=6, sampling=sampling,
+                                   aggregation="decomposition", generator=3)
     assert torch.equal(attr[:, 4:], torch.zeros(5, 3, dtype=torch.float64))
     assert attr[:, :4].abs().sum() > 0
 
@@ -127,7 +129,8 @@ def test_sum_equals_eps_times_mean_absolute_flux(sampling):
     net = _mlp(6)
     x = torch.randn(4, 6, dtype=torch.float64)
     attr, diag = NeFLAG(net).attribute(x, target=0, n=9, eps=0.4, sampling=sampling,
-                                       generator=2, return_diagnostics=True)
+                                       aggregation="decomposition", generator=2,
+                                       return_diagnostics=True)
     assert bool((diag.n_kept > 0).all()) and bool((diag.mean_flux < 0).all())
     torch.testing.assert_close(attr.sum(1), 0.4 * diag.mean_flux.abs())
 
@@ -150,8 +153,10 @@ def test_quadratic_mean_flux_over_sphere_is_eps_trace_over_d(eps):
 def test_f_and_minus_f_give_same_decomposition(sampling):
     net = _linear(8)
     x = torch.randn(3, 8, dtype=torch.float64)
-    pos = NeFLAG(net).attribute(x, target=0, n=7, sampling=sampling, generator=5)
-    neg = NeFLAG(_Negated(net)).attribute(x, target=0, n=7, sampling=sampling, generator=5)
+    pos = NeFLAG(net).attribute(x, target=0, n=7, sampling=sampling,
+                                aggregation="decomposition", generator=5)
+    neg = NeFLAG(_Negated(net)).attribute(x, target=0, n=7, sampling=sampling,
+                                          aggregation="decomposition", generator=5)
     torch.testing.assert_close(pos, neg)
     vec_pos = NeFLAG(net).attribute(x, target=0, n=7, sampling=sampling, aggregation="vector",
                                     generator=5)
@@ -181,7 +186,8 @@ def test_tuple_inputs_share_one_joint_sphere():
 
 @pytest.mark.parametrize("sampling", SAMPLINGS)
 @pytest.mark.parametrize("per_sample", [False, True])
-def test_batched_equals_one_at_a_time(sampling, per_sample):
+@pytest.mark.parametrize("aggregation", ["decomposition", "vector"])
+def test_batched_equals_one_at_a_time(sampling, per_sample, aggregation):
     net = _mlp(6)
     x = torch.randn(4, 6, dtype=torch.float64)
     target = torch.tensor([0, 2, 1, 2])
@@ -189,17 +195,18 @@ def test_batched_equals_one_at_a_time(sampling, per_sample):
         torch.randn(5, 6, dtype=torch.float64)
     m = {"antithetic": None, "flip": 1, "descent": 3}[sampling]
     method = NeFLAG(net)
-    batched = method.attribute(x, target=target, directions=dirs, sampling=sampling, m=m)
+    batched = method.attribute(x, target=target, directions=dirs, sampling=sampling, m=m,
+                               aggregation=aggregation)
     single = torch.cat([
         method.attribute(x[i:i + 1], target=int(target[i]),
                          directions=dirs[i:i + 1] if per_sample else dirs,
-                         sampling=sampling, m=m)
+                         sampling=sampling, m=m, aggregation=aggregation)
         for i in range(4)
     ])
     torch.testing.assert_close(batched, single)
     for ibs in (1, 3, 8):
         chunked = method.attribute(x, target=target, directions=dirs, sampling=sampling, m=m,
-                                   internal_batch_size=ibs)
+                                   aggregation=aggregation, internal_batch_size=ibs)
         torch.testing.assert_close(chunked, batched)
 
 
@@ -272,7 +279,8 @@ def test_clamp_keeps_points_in_range():
 
     x = torch.rand(3, 5, dtype=torch.float64)
     attr, diag = NeFLAG(model).attribute(x, target=0, n=6, eps=0.5, clamp=(0.0, 1.0),
-                                         generator=0, return_diagnostics=True)
+                                         aggregation="decomposition", generator=0,
+                                         return_diagnostics=True)
     assert min(lo for lo, _ in seen) >= 0.0 and max(hi for _, hi in seen) <= 1.0
     # the decomposition still sums to eps * mean |phi| with the actual displacement as normal
     torch.testing.assert_close(attr.sum(1), 0.5 * diag.mean_flux.abs())
