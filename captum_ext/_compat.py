@@ -41,3 +41,11 @@ __all__ = [
     "TargetType",
     "TensorOrTupleOfTensorsGeneric",
 ]
+
+# --- inpainting (issue 6): Lime surrogate models (used by the benchmark and tests) ---
+from captum._utils.models.linear_model import (  # noqa: E402,F401
+    SkLearnLinearRegression,
+    SkLearnRidge,
+)
+
+__all__ += ["SkLearnLinearRegression", "SkLearnRidge"]

@@ -1,0 +1,69 @@
+"""Resolve an inpainter from a name or a callable: ``get_inpainter("harmonic")``."""
+
+from typing import Any, Callable, Dict, List, Union
+
+from captum_ext.inpaint.inpainters import (
+    BiharmonicInpainter,
+    BlurInpainter,
+    ConstantInpainter,
+    HarmonicInpainter,
+    MeanInpainter,
+    NoiseInpainter,
+    OpenCVInpainter,
+    PullPushInpainter,
+)
+
+InpainterLike = Union[str, Callable[..., Any]]
+
+_FACTORIES: Dict[str, Callable[..., Callable]] = {
+    "harmonic": HarmonicInpainter,
+    "pull_push": PullPushInpainter,
+    "constant": ConstantInpainter,
+    "mean": MeanInpainter,
+    "blur": BlurInpainter,
+    "noise": NoiseInpainter,
+    "telea": lambda **kw: OpenCVInpainter("telea", **kw),
+    "ns": lambda **kw: OpenCVInpainter("ns", **kw),
+    "biharmonic": BiharmonicInpainter,
+}
+
+
+def inpainter_names() -> List[str]:
+    """The names :func:`get_inpainter` accepts."""
+    return sorted(_FACTORIES)
+
+
+def get_inpainter(name_or_callable: InpainterLike = "harmonic", **options: Any) -> Callable:
+    """Return an inpainter for a name (``"harmonic"``, ``"pull_push"``, ``"constant"``,
+    ``"mean"``, ``"blur"``, ``"noise"``, ``"telea"``, ``"ns"``, ``"biharmonic"``) or pass a
+    callable through.
+
+    Args:
+        name_or_callable (str or callable): a name, or any ``inpaint(images, holes)``.
+        **options: keyword arguments of the named inpainter's class (e.g. ``value=0.5`` for
+            ``"constant"``, ``sigma=5`` for ``"blur"``); not allowed with a callable.
+
+    Returns:
+        callable: ``inpaint(images, holes) -> images``.
+
+    Examples::
+
+        >>> get_inpainter("constant", value=0.5)
+        ConstantInpainter(0.5)
+        >>> get_inpainter("pull-push").__class__.__name__
+        'PullPushInpainter'
+    """
+    if isinstance(name_or_callable, str):
+        key = name_or_callable.lower().replace("-", "_")
+        if key not in _FACTORIES:
+            raise ValueError(
+                f"unknown inpainter {name_or_callable!r}; available: {inpainter_names()}"
+            )
+        return _FACTORIES[key](**options)
+    if callable(name_or_callable):
+        if options:
+            raise TypeError("options are only accepted together with an inpainter name")
+        return name_or_callable
+    raise TypeError(
+        f"`inpainter` must be a name or a callable, got {type(name_or_callable).__name__}"
+    )
