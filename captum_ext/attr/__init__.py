@@ -1,6 +1,11 @@
 """Attribution methods: each a subclass of a Captum ``Attribution`` class, one file per method."""
 
 __all__: list = []
+# neflag (issue 4)
+from captum_ext.attr.neflag import NeFLAG, NeFLAGDiagnostics  # noqa: E402
+
+__all__ += ["NeFLAG", "NeFLAGDiagnostics"]
+
 
 # inpainting (issue 6)
 from captum_ext.attr.feature_masks import grid_feature_mask, slic_feature_mask  # noqa: E402

@@ -1,0 +1,444 @@
+"""Tests of captum_ext.attr.NeFLAG: closed forms from docs/neflag.md, batching, Captum interplay."""
+
+import doctest
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import captum_ext.attr.neflag as neflag_module
+from captum_ext._utils import num_hooks
+from captum_ext.attr import NeFLAG
+
+SAMPLINGS = ["antithetic", "flip", "descent"]
+
+
+def _linear(d: int, zero=(), seed: int = 0, outputs: int = 3) -> nn.Linear:
+    torch.manual_seed(seed)
+    net = nn.Linear(d, outputs).double()
+    with torch.no_grad():
+        for j in zero:
+            net.weight[:, j] = 0.0
+    return net
+
+
+def _mlp(d: int = 6, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, 3)).double()
+
+
+class _Quadratic(nn.Module):
+    """f(x) = x^T Q x / 2 per sample, a scalar output per sample."""
+
+    def __init__(self, q: torch.Tensor) -> None:
+        super().__init__()
+        self.q = q
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * torch.einsum("bi,ij,bj->b", x, self.q, x)
+
+
+class _Negated(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.net(x)
+
+
+# --- closed forms -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.7])
+def test_linear_axis_directions_closed_forms(eps):
+    d, zero = 7, (2, 5)
+    net = _linear(d, zero)
+    w = net.weight[1].detach()
+    k = int((w != 0).sum())
+    x = torch.randn(4, d, dtype=torch.float64)
+    axes = torch.eye(d, dtype=torch.float64)
+    dec, diag = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps,
+                                      sampling="antithetic", aggregation="decomposition",
+                                      return_diagnostics=True)
+    vec = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps, sampling="antithetic",
+                                aggregation="vector")
+    torch.testing.assert_close(dec, (eps * w.abs() / k).expand(4, d))
+    torch.testing.assert_close(vec, (w / k).expand(4, d))
+    assert diag.n_kept.tolist() == [k] * 4
+    assert diag.n_gradients.tolist() == [2 * d] * 4
+    torch.testing.assert_close(diag.mean_flux, torch.full((4,), -float(w.abs().sum()) / k,
+                                                          dtype=torch.float64))
+
+
+def test_linear_each_antithetic_pair_keeps_one_member():
+    net = _linear(9)
+    x = torch.randn(3, 9, dtype=torch.float64)
+    _, diag = NeFLAG(net).attribute(x, target=0, n=13, generator=1, sampling="antithetic",
+                                    return_diagnostics=True)
+    assert diag.n_kept.tolist() == [13, 13, 13]
+    assert diag.n_gradients.tolist() == [26, 26, 26]
+
+
+def test_linear_flip_equals_antithetic_and_spends_fewer_gradients():
+    net = _linear(9)
+    x = torch.randn(3, 9, dtype=torch.float64)
+    dirs = torch.randn(11, 9, dtype=torch.float64)
+    anti = NeFLAG(net).attribute(x, target=0, directions=dirs, sampling="antithetic")
+    flip, diag = NeFLAG(net).attribute(x, target=0, directions=dirs, sampling="flip",
+                                       return_diagnostics=True)
+    torch.testing.assert_close(flip, anti)
+    positive = int((dirs @ net.weight[0].detach() > 0).sum())
+    assert diag.n_gradients.tolist() == [11 + positive] * 3
+    assert diag.n_kept.tolist() == [11] * 3
+
+
+def test_linear_descent_with_large_step_converges_to_gradient():
+    net = _linear(6)
+    w = net.weight[2].detach()
+    x = torch.randn(2, 6, dtype=torch.float64)
+    vec, diag = NeFLAG(net).attribute(x, target=2, n=5, sampling="descent", m=2,
+                                      step_size=1e7, aggregation="vector", generator=0,
+                                      return_diagnostics=True)
+    torch.testing.assert_close(vec, w.expand(2, 6), atol=1e-5, rtol=1e-5)
+    dec = NeFLAG(net).attribute(x, target=2, n=5, sampling="descent", m=2, step_size=1e7,
+                                aggregation="decomposition", generator=0, eps=0.3)
+    torch.testing.assert_close(dec, (0.3 * w * w / w.norm()).expand(2, 6), atol=1e-5, rtol=1e-5)
+    assert diag.n_gradients.tolist() == [10, 10]
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_ignored_features_get_exactly_zero(sampling):
+    torch.manual_seed(0)
+    inner = _mlp(4)
+
+    def model(x):
+        return inner(x[:, :4]) + 0.0 * x[:, 4:].sum(1, keepdim=True)
+
+    x = torch.randn(5, 7, dtype=torch.float64)
+    attr = NeFLAG(model).attribute(x, target=1, n=6, sampling=sampling,
+                                   aggregation="decomposition", generator=3)
+    assert torch.equal(attr[:, 4:], torch.zeros(5, 3, dtype=torch.float64))
+    assert attr[:, :4].abs().sum() > 0
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_sum_equals_eps_times_mean_absolute_flux(sampling):
+    net = _mlp(6)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    attr, diag = NeFLAG(net).attribute(x, target=0, n=9, eps=0.4, sampling=sampling,
+                                       aggregation="decomposition", generator=2,
+                                       return_diagnostics=True)
+    assert bool((diag.n_kept > 0).all()) and bool((diag.mean_flux < 0).all())
+    torch.testing.assert_close(attr.sum(1), 0.4 * diag.mean_flux.abs())
+
+
+@pytest.mark.parametrize("eps", [0.05, 1.3])
+def test_quadratic_mean_flux_over_sphere_is_eps_trace_over_d(eps):
+    d = 5
+    torch.manual_seed(0)
+    a = torch.randn(d, d, dtype=torch.float64)
+    q = a + a.T  # indefinite symmetric
+    basis, _ = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64))
+    x = torch.randn(3, d, dtype=torch.float64)
+    _, diag = NeFLAG(_Quadratic(q)).attribute(x, directions=basis.T.contiguous(), eps=eps,
+                                              sampling="antithetic", return_diagnostics=True)
+    expected = torch.full((3,), eps * float(torch.trace(q)) / d, dtype=torch.float64)
+    torch.testing.assert_close(diag.sphere_flux, expected)
+
+
+@pytest.mark.parametrize("sampling", ["antithetic", "flip"])
+def test_f_and_minus_f_give_same_decomposition(sampling):
+    net = _linear(8)
+    x = torch.randn(3, 8, dtype=torch.float64)
+    pos = NeFLAG(net).attribute(x, target=0, n=7, sampling=sampling,
+                                aggregation="decomposition", generator=5)
+    neg = NeFLAG(_Negated(net)).attribute(x, target=0, n=7, sampling=sampling,
+                                          aggregation="decomposition", generator=5)
+    torch.testing.assert_close(pos, neg)
+    vec_pos = NeFLAG(net).attribute(x, target=0, n=7, sampling=sampling, aggregation="vector",
+                                    generator=5)
+    vec_neg = NeFLAG(_Negated(net)).attribute(x, target=0, n=7, sampling=sampling,
+                                              aggregation="vector", generator=5)
+    torch.testing.assert_close(vec_pos, -vec_neg)
+
+
+def test_tuple_inputs_share_one_joint_sphere():
+    d1, d2 = 3, 4
+    net = _mlp(d1 + d2)
+    x = torch.randn(2, d1 + d2, dtype=torch.float64)
+    dirs = torch.randn(6, d1 + d2, dtype=torch.float64)
+    joint = NeFLAG(net).attribute(x, target=2, directions=dirs)
+
+    def split_model(a, b):
+        return net(torch.cat([a, b], 1))
+
+    parts = NeFLAG(split_model).attribute((x[:, :d1], x[:, d1:]), target=2,
+                                          directions=(dirs[:, :d1], dirs[:, d1:]))
+    assert isinstance(parts, tuple) and len(parts) == 2
+    torch.testing.assert_close(torch.cat(parts, 1), joint)
+
+
+# --- batching and reproducibility ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("aggregation", ["decomposition", "vector"])
+def test_batched_equals_one_at_a_time(sampling, per_sample, aggregation):
+    net = _mlp(6)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    target = torch.tensor([0, 2, 1, 2])
+    dirs = torch.randn(4, 5, 6, dtype=torch.float64) if per_sample else \
+        torch.randn(5, 6, dtype=torch.float64)
+    m = {"antithetic": None, "flip": 1, "descent": 3}[sampling]
+    method = NeFLAG(net)
+    batched = method.attribute(x, target=target, directions=dirs, sampling=sampling, m=m,
+                               aggregation=aggregation)
+    single = torch.cat([
+        method.attribute(x[i:i + 1], target=int(target[i]),
+                         directions=dirs[i:i + 1] if per_sample else dirs,
+                         sampling=sampling, m=m, aggregation=aggregation)
+        for i in range(4)
+    ])
+    torch.testing.assert_close(batched, single)
+    for ibs in (1, 3, 8):
+        chunked = method.attribute(x, target=target, directions=dirs, sampling=sampling, m=m,
+                                   aggregation=aggregation, internal_batch_size=ibs)
+        torch.testing.assert_close(chunked, batched)
+
+
+def test_seeded_runs_repeat_exactly_and_ignore_internal_batch_size():
+    net = _mlp(6)
+    x = torch.randn(3, 6, dtype=torch.float64)
+    method = NeFLAG(net)
+    a = method.attribute(x, target=1, n=10, generator=7)
+    b = method.attribute(x, target=1, n=10, generator=torch.Generator().manual_seed(7))
+    c = method.attribute(x, target=1, n=10, generator=7, internal_batch_size=4)
+    d = method.attribute(x, target=1, n=10, generator=8)
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a, c)
+    assert not torch.allclose(a, d)
+
+
+def test_additional_forward_args_follow_their_sample():
+    torch.manual_seed(0)
+    net = _mlp(6)
+
+    def model(x, scale, shift):
+        return net(x * scale) + shift
+
+    x = torch.randn(3, 6, dtype=torch.float64)
+    scale = torch.tensor([[1.0], [2.0], [-0.5]], dtype=torch.float64)
+    dirs = torch.randn(4, 6, dtype=torch.float64)
+    method = NeFLAG(model)
+    batched = method.attribute(x, target=[0, 1, 2], additional_forward_args=(scale, 0.5),
+                               directions=dirs, sampling="flip", internal_batch_size=5)
+    single = torch.cat([
+        method.attribute(x[i:i + 1], target=i, additional_forward_args=(scale[i:i + 1], 0.5),
+                         directions=dirs, sampling="flip")
+        for i in range(3)
+    ])
+    torch.testing.assert_close(batched, single)
+
+
+def test_flip_rounds_resample_when_both_antipodes_are_positive():
+    q = torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64))  # saddle at 0
+    x = torch.zeros(1, 2, dtype=torch.float64)
+    e1 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)  # phi = +eps at both e1 and -e1
+    method = NeFLAG(_Quadratic(q))
+    with pytest.warns(UserWarning, match="kept no negative-flux point"):
+        attr, diag = method.attribute(x, directions=e1, sampling="flip", return_diagnostics=True)
+    assert torch.equal(attr, torch.zeros_like(attr)) and diag.n_kept.tolist() == [0]
+    assert diag.n_gradients.tolist() == [2] and math.isnan(float(diag.mean_flux[0]))
+    attr, diag = method.attribute(x, directions=e1, sampling="flip", m=8, generator=0,
+                                  return_diagnostics=True)
+    assert diag.n_kept.tolist() == [1] and diag.n_gradients.tolist()[0] > 2
+    assert float(diag.mean_flux[0]) < 0
+
+
+def test_warns_and_returns_zero_when_nothing_is_kept():
+    def constant(x):
+        return x.sum(1, keepdim=True) * 0.0
+
+    x = torch.randn(2, 4)
+    with pytest.warns(UserWarning, match=r"sample\(s\) \[0, 1\]"):
+        attr = NeFLAG(constant).attribute(x, target=0, n=3, generator=0)
+    assert torch.equal(attr, torch.zeros_like(attr))
+
+
+def test_clamp_keeps_points_in_range():
+    seen = []
+    net = _mlp(5)
+
+    def model(x):
+        seen.append((float(x.detach().min()), float(x.detach().max())))
+        return net(x)
+
+    x = torch.rand(3, 5, dtype=torch.float64)
+    attr, diag = NeFLAG(model).attribute(x, target=0, n=6, eps=0.5, clamp=(0.0, 1.0),
+                                         aggregation="decomposition", generator=0,
+                                         return_diagnostics=True)
+    assert min(lo for lo, _ in seen) >= 0.0 and max(hi for _, hi in seen) <= 1.0
+    # the decomposition still sums to eps * mean |phi| with the actual displacement as normal
+    torch.testing.assert_close(attr.sum(1), 0.5 * diag.mean_flux.abs())
+
+
+# --- Captum interplay -------------------------------------------------------------------------
+
+
+def _tiny_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(16, 5)).eval()
+
+
+def test_noise_tunnel():
+    from captum.attr import NoiseTunnel
+
+    net = _tiny_cnn()
+    x = torch.rand(2, 3, 8, 8)
+    attr = NoiseTunnel(NeFLAG(net)).attribute(x, nt_type="smoothgrad", nt_samples=3,
+                                              stdevs=0.1, target=1, n=4, generator=0)
+    assert attr.shape == x.shape and torch.isfinite(attr).all() and attr.abs().sum() > 0
+
+
+def test_infidelity_and_sensitivity_max():
+    from captum.metrics import infidelity, sensitivity_max
+
+    net = _tiny_cnn()
+    x = torch.rand(2, 3, 8, 8)
+    method = NeFLAG(net)
+    attr = method.attribute(x, target=2, n=4, generator=0)
+
+    def perturb(inputs):
+        noise = torch.randn_like(inputs) * 0.01
+        return noise, inputs - noise
+
+    infid = infidelity(net, perturb, x, attr, target=2, n_perturb_samples=3)
+    sens = sensitivity_max(method.attribute, x, target=2, n=4, generator=0,
+                           n_perturb_samples=2)
+    assert infid.shape == (2,) and torch.isfinite(infid).all()
+    assert sens.shape == (2,) and torch.isfinite(sens).all()
+
+
+def test_visualize_image_attr():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from captum.attr import visualization as viz
+
+    net = _tiny_cnn()
+    x = torch.rand(1, 3, 8, 8)
+    attr = NeFLAG(net).attribute(x, target=0, n=4, generator=0)
+    hwc = attr[0].permute(1, 2, 0).detach().numpy()
+    fig, _ = viz.visualize_image_attr(hwc, x[0].permute(1, 2, 0).numpy(), method="blended_heat_map",
+                                      sign="absolute_value", use_pyplot=False)
+    assert fig is not None
+    plt.close(fig)
+
+
+# --- bad input and model state ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(eps=0.0), ValueError, "eps"),
+    (dict(eps=-1.0), ValueError, "eps"),
+    (dict(eps=float("inf")), ValueError, "eps"),
+    (dict(n=0), ValueError, "`n`"),
+    (dict(n=2.5), TypeError, "`n`"),
+    (dict(sampling="sobol"), ValueError, "sampling"),
+    (dict(aggregation="sum"), ValueError, "aggregation"),
+    (dict(sampling="antithetic", m=2), ValueError, "`m`"),
+    (dict(sampling="descent", m=0), ValueError, "`m`"),
+    (dict(directions=torch.randn(3, 5)), ValueError, "directions"),
+    (dict(directions=torch.randn(2, 3, 5)), ValueError, "directions"),
+    (dict(directions=torch.zeros(3, 4)), ValueError, "zero direction"),
+    (dict(directions=(torch.randn(3, 4), torch.randn(3, 4))), ValueError, "one tensor per input"),
+    (dict(directions=torch.randn(3, 4), n=4), ValueError, "disagrees"),
+    (dict(generator="seed"), TypeError, "generator"),
+    (dict(clamp=(1.0, 0.0)), ValueError, "clamp"),
+    (dict(internal_batch_size=0), ValueError, "internal_batch_size"),
+    (dict(step_size=0.0), ValueError, "step_size"),
+])
+def test_bad_arguments(kwargs, error, match):
+    net = nn.Linear(4, 2)
+    with pytest.raises(error, match=match):
+        NeFLAG(net).attribute(torch.randn(2, 4), target=0, **kwargs)
+
+
+def test_integer_inputs_rejected():
+    with pytest.raises(TypeError, match="floating-point"):
+        NeFLAG(nn.Linear(4, 2)).attribute(torch.ones(2, 4, dtype=torch.long), target=0)
+
+
+class _Flaky(nn.Module):
+    """Raises on its ``fail_at``-th forward call."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+        self.calls, self.fail_at = 0, fail_at
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("boom")
+        return self.body(x)
+
+
+@pytest.mark.parametrize("fail_at", [None, 2])
+def test_model_state_unchanged(fail_at):
+    net = _Flaky(fail_at or 10**9).train()
+    net.body[0].weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    flags = [p.requires_grad for p in net.parameters()]
+    x = torch.randn(3, 4)
+    hooks = num_hooks(net)
+    call = lambda: NeFLAG(net).attribute(x, target=0, n=4, generator=0,  # noqa: E731
+                                         internal_batch_size=6)
+    if fail_at is None:
+        call()
+    else:
+        with pytest.raises(RuntimeError, match="boom"):
+            call()
+    assert net.training and all(m.training for m in net.modules())
+    assert [p.requires_grad for p in net.parameters()] == flags
+    assert num_hooks(net) == hooks
+    assert not x.requires_grad and x.grad is None
+    assert all(p.grad is None for p in net.parameters())
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    net = _mlp(6)
+    x = torch.randn(3, 6, dtype=torch.float64)
+    cpu = NeFLAG(net).attribute(x, target=0, n=5, generator=0, sampling="flip")
+    gpu = NeFLAG(net.cuda()).attribute(x.cuda(), target=0, n=5, generator=0, sampling="flip")
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu)
+
+
+def test_docstring_examples_run():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = doctest.testmod(neflag_module, raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_benchmark_rows_registered_and_reproducible():
+    from captum_ext.benchmark.registry import available_methods
+
+    rows = {k: v for k, v in available_methods().items() if v.group == "neflag"}
+    assert {"NeFLAG(antithetic)", "NeFLAG(flip)", "NeFLAG(descent)"} <= set(rows)
+    net = _tiny_cnn()
+    x, target = torch.rand(2, 3, 8, 8), torch.tensor([0, 3])
+    for spec in rows.values():
+        first = spec.build(net)(x, target)
+        again = spec.build(net)(x, target)
+        assert first.shape == x.shape and torch.equal(first, again)
