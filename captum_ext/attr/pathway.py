@@ -290,12 +290,12 @@ class Pathway:
             torch.Size([2, 2])
         """
         check_choice("expansion", expansion, EXPANSIONS)
-        cache: Dict[Tuple[int, int], Tensor] = {}
+        cache: Dict[Tuple[Any, ...], Tensor] = {}
 
         def mask_output(index: int, _module: nn.Module, output: Tensor) -> Tensor:
-            key = (index, output.shape[0])
+            key = (index, output.shape[0], output.dtype, output.device)
             if key not in cache:
-                mask = self.masks[index].to(output.device)
+                mask = self.masks[index].to(device=output.device, dtype=output.dtype)
                 cache[key] = _expand_rows(mask, output.shape[0], expansion)
             mask = cache[key]
             if mask.shape != output.shape:
@@ -303,7 +303,7 @@ class Pathway:
                     f"call {index} returned shape {tuple(output.shape)}, the pathway holds a "
                     f"mask of shape {tuple(mask.shape)}"
                 )
-            return output * mask.to(output.dtype)
+            return output * mask
 
         with CallHooks(self.model, self.call_modules, mask_output, self.call_modules):
             yield self
@@ -500,8 +500,8 @@ class CriticalPathway:
                     f"{selected.numel()} values for {inputs[0].shape[0]} samples"
                 )
             grads = torch.autograd.grad(selected.sum(), outputs, allow_unused=True)
-        scores = [
-            (a.detach() * (g if g is not None else torch.zeros_like(a))).abs()
+        scores = [  # in place on the fresh gradients: no third copy of the activations
+            g.mul_(a.detach()).abs_() if g is not None else torch.zeros_like(a)
             for a, g in zip(outputs, grads)
         ]
         return modules, scores, output, target
