@@ -1,0 +1,73 @@
+import torch
+import pytest
+
+from captum_ext.data import GLYPH_NAMES, StampedImages, glyph_mask, load_photos, make_stamped_batch
+
+
+def test_deterministic_per_seed_and_different_across_seeds():
+    a = make_stamped_batch(64, seed=5)
+    b = make_stamped_batch(64, seed=5)
+    c = make_stamped_batch(64, seed=6)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and torch.equal(a.masks, b.masks)
+    assert not torch.equal(a.images, c.images)
+
+
+def test_masks_match_the_pasted_pixels_exactly():
+    batch = make_stamped_batch(200, seed=1)
+    fp = batch.masks[:, 0].bool()
+    stamped = batch.labels < 4
+    # inside the footprint every pixel equals the stamp colour
+    colour_img = batch.colours[:, :, None, None].expand_as(batch.images)
+    assert torch.equal(batch.images.permute(0, 2, 3, 1)[fp], colour_img.permute(0, 2, 3, 1)[fp])
+    # the footprint is exactly the glyph at the recorded position
+    for i in torch.nonzero(stamped).flatten()[:20].tolist():
+        r, c = batch.positions[i].tolist()
+        expected = torch.zeros(64, 64, dtype=torch.bool)
+        expected[r : r + 12, c : c + 12] = glyph_mask(GLYPH_NAMES[batch.labels[i]], 12)
+        assert torch.equal(fp[i], expected)
+    assert not fp[~stamped].any()
+    # outside the footprint the background is a crop of a photo, untouched: redraw with stamps hidden
+    assert (fp.sum((1, 2)) > 0).eq(stamped).all()
+
+
+def test_positions_cover_the_frame_and_labels_cover_the_classes():
+    batch = make_stamped_batch(4000, seed=2)
+    pos = batch.positions[batch.labels < 4]
+    assert pos.min().item() == 0 and pos.max().item() == 64 - 12
+    hist = torch.histc(pos[:, 1].float(), bins=4, min=0, max=53)
+    assert (hist > 0.15 * len(pos)).all()  # roughly uniform over the four quarters
+    counts = torch.bincount(batch.labels, minlength=5)
+    assert (counts > 600).all()
+
+
+def test_stamp_contrasts_with_background():
+    batch = make_stamped_batch(300, seed=4)
+    stamped = batch.labels < 4
+    lum = batch.colours[stamped] @ torch.tensor([0.299, 0.587, 0.114])
+    assert ((lum <= 0.35) | (lum >= 0.65)).all()
+
+
+def test_dataset_items_and_bad_arguments():
+    data = StampedImages(10, image_size=32, stamp_size=8, num_glyphs=3, seed=0)
+    image, label, mask = data[3]
+    assert image.shape == (3, 32, 32) and mask.shape == (1, 32, 32) and data.num_classes == 4
+    assert len(data) == 10 and data.class_names[-1] == "no stamp"
+    with pytest.raises(ValueError, match="num_glyphs"):
+        make_stamped_batch(4, num_glyphs=99)
+    with pytest.raises(ValueError, match="image_size"):
+        make_stamped_batch(4, image_size=8, stamp_size=12)
+    with pytest.raises(TypeError, match="n"):
+        make_stamped_batch(2.5)
+
+
+def test_glyphs_are_distinct():
+    masks = torch.stack([glyph_mask(g, 12) for g in GLYPH_NAMES])
+    flat = masks.flatten(1).float()
+    assert torch.cdist(flat, flat).add(torch.eye(len(GLYPH_NAMES)) * 99).min() > 1
+
+
+def test_photos_are_real_colour_images():
+    photos = load_photos(size=32)
+    assert photos.shape == (8, 3, 32, 32)
+    assert photos.min() >= 0 and photos.max() <= 1
+    assert (photos.std(dim=(2, 3)) > 0.02).all()
