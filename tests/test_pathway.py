@@ -583,3 +583,40 @@ def test_runs_on_cuda():
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# other Captum methods on the pruned network, benchmark rows
+# ----------------------------------------------------------------------------------------------
+
+
+def test_pruned_guided_backprop_and_layer_gradcam_reduce_to_captum_at_sparsity_zero():
+    from captum.attr import GuidedBackprop, LayerGradCam
+
+    net = seeded(SmallCNN())
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    ours = PrunedAttribution(GuidedBackprop, net, sparsity=0.0).attribute(x, target=3)
+    assert torch.equal(ours, GuidedBackprop(net).attribute(x, target=3))
+    pruned = PrunedAttribution(GuidedBackprop, net, sparsity=0.8).attribute(x, target=3)
+    assert not torch.allclose(pruned, ours)
+    cam = PrunedAttribution(lambda f: LayerGradCam(f, net.c2), net, sparsity=0.0)
+    assert torch.equal(cam.attribute(x, target=3), LayerGradCam(net, net.c2).attribute(x, 3))
+    assert num_hooks(net) == 0
+
+
+def test_benchmark_rows_are_registered_and_explain_stamp_images():
+    from captum_ext.benchmark.registry import available_methods
+    from captum_ext.data.classifier import StampNet
+
+    methods = available_methods()
+    for name in ("PathwayGradient", "PrunedIG", "PathwayGradient@0.5", "PathwayGradient-random",
+                 "PathwayGradient-NIG"):
+        assert methods[name].group == "pruning"
+    assert methods["PathwayGradient"].default and not methods["PathwayGradient@0.5"].default
+    torch.manual_seed(0)
+    net = StampNet(num_classes=5).eval()
+    x, t = torch.rand(2, 3, 32, 32), torch.tensor([1, 4])
+    for name in ("PathwayGradient", "PathwayGradient-random"):
+        maps = methods[name].build(net)(x, t)
+        assert maps.shape == x.shape and torch.isfinite(maps).all()
+    assert num_hooks(net) == 0

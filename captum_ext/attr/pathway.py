@@ -500,8 +500,8 @@ class CriticalPathway:
                     f"{selected.numel()} values for {inputs[0].shape[0]} samples"
                 )
             grads = torch.autograd.grad(selected.sum(), outputs, allow_unused=True)
-        scores = [  # in place on the fresh gradients: no third copy of the activations
-            g.mul_(a.detach()).abs_() if g is not None else torch.zeros_like(a)
+        scores = [
+            (g * a.detach()).abs_() if g is not None else torch.zeros_like(a)
             for a, g in zip(outputs, grads)
         ]
         return modules, scores, output, target
