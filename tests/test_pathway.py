@@ -411,6 +411,8 @@ def test_diagnostics_at_sparsity_zero_are_exact():
     assert (diag["realized_sparsity"] >= 0.9 * (n - 1) / n).all()
     expected = (diag["pruned_target_prob"] - diag["target_prob"]) / diag["target_prob"]
     torch.testing.assert_close(diag["relative_prob_change"], expected)
+    lean = CriticalPathway(net).compute(x, sparsity=0.9, keep_scores=False)
+    assert lean.scores == [] and torch.equal(lean.flat_masks(), pathway.flat_masks())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -228,7 +228,8 @@ class Pathway:
         forward_func (Callable): the function evaluated (usually ``model``).
         call_modules (list of nn.Module): the module of each call, in forward order.
         masks (list of Tensor): bool masks ``(B, *unit_shape)``, True = kept, one per call.
-        scores (list of Tensor): the unit scores of each call (detached), same shapes.
+        scores (list of Tensor): the unit scores of each call (detached), same shapes (empty
+                    when computed with ``keep_scores=False``).
         thresholds (Tensor): (B,) the per-sample threshold; units with ``score <= thr`` pruned.
         sparsity (float): the requested fraction of pruned units.
         target (TargetType): the target used for scoring (formatted, one per sample or shared).
@@ -432,6 +433,7 @@ class CriticalPathway:
         target: TargetType = None,
         sparsity: float = 0.85,
         additional_forward_args: Any = None,
+        keep_scores: bool = True,
     ) -> Pathway:
         """Score every unit at ``inputs`` and threshold each sample.
 
@@ -441,6 +443,8 @@ class CriticalPathway:
                         predicted class of a (B, C) output.
             sparsity (float): fraction of units pruned per sample, in [0, 1). Default 0.85.
             additional_forward_args (Any, optional): extra arguments of ``forward_func``.
+            keep_scores (bool): keep the float scores in the pathway (``False`` frees that
+                        memory before the pruned pass; ``scores`` is then empty). Default True.
 
         Returns:
             Pathway: masks, scores, thresholds and the unpruned output.
@@ -451,13 +455,13 @@ class CriticalPathway:
             for x in _format_tensor_into_tuples(inputs)
         )
         args = _format_additional_forward_args(additional_forward_args)
-        call_modules, activations, output, target = self._taylor_pass(inputs_tuple, target, args)
+        call_modules, taylor, output, target = self._taylor_pass(inputs_tuple, target, args)
         if self.scoring == "taylor":
-            scores = activations
+            scores = taylor
         elif self.scoring == "random":
             scores = [
                 torch.rand(a.shape, generator=self.generator, device="cpu").to(a.device)
-                for a in activations
+                for a in taylor
             ]
         else:
             scores = self._neuron_int_grad_scores(inputs_tuple, target, args, call_modules)
@@ -467,7 +471,7 @@ class CriticalPathway:
             forward_func=self.forward_func,
             call_modules=call_modules,
             masks=masks,
-            scores=scores,
+            scores=scores if keep_scores else [],
             thresholds=thresholds,
             sparsity=float(sparsity),
             target=target,

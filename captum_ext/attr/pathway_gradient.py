@@ -150,7 +150,9 @@ class PrunedAttribution(GradientAttribution):
             Whatever the wrapped method returns (attributions shaped like ``inputs``, plus a
             delta if asked for).
         """
-        pathway = self.pathway(inputs, target, additional_forward_args)
+        pathway = self.finder.compute(
+            inputs, target, self.sparsity, additional_forward_args, keep_scores=False
+        )
         with pathway.applied(self.expansion):
             return self.method.attribute.__wrapped__(  # type: ignore[attr-defined]
                 self.method,
