@@ -622,3 +622,18 @@ def test_benchmark_rows_are_registered_and_explain_stamp_images():
         maps = methods[name].build(net)(x, t)
         assert maps.shape == x.shape and torch.isfinite(maps).all()
     assert num_hooks(net) == 0
+
+
+def test_noise_tunnel_inside_the_pruning_keeps_the_clean_pathway_with_interleaved_rows():
+    net = seeded(SmallCNN())
+    x = torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    reference = PathwayGradient(net, sparsity=0.7).attribute(x, target=1)
+
+    def smooth(expansion):
+        method = PrunedAttribution(lambda f: NoiseTunnel(Saliency(f)), net, sparsity=0.7,
+                                   expansion=expansion)
+        return method.attribute(x, target=1, nt_samples=4, stdevs=0.0, abs=False)
+
+    # NoiseTunnel stacks the copies of each sample together: rows map by repeat_interleave
+    torch.testing.assert_close(smooth("repeat_interleave"), reference, rtol=1e-12, atol=1e-14)
+    assert not torch.allclose(smooth("repeat"), reference)

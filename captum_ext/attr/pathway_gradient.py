@@ -33,7 +33,10 @@ class PrunedAttribution(GradientAttribution):
     A method that evaluates ``k`` points per input must stack them as ``k`` whole batches
     (``expansion="repeat"``, what IntegratedGradients does; row ``i`` uses the mask of sample
     ``i % B``) or sample by sample (``expansion="repeat_interleave"``, row ``i`` uses sample
-    ``i // k``).
+    ``i // k``; what Captum's NoiseTunnel and GradientShap do). So
+    ``NoiseTunnel(PathwayGradient(model))`` prunes at every noisy copy, while
+    ``PrunedAttribution(lambda f: NoiseTunnel(Saliency(f)), model,
+    expansion="repeat_interleave")`` keeps the clean input's pathway for all copies.
 
     Known vs chosen: the pathway (ReLU units, ``|a * dS/da|``, global percentile, prune
     ``score <= thr``) follows the authors' code; running methods other than the plain gradient
