@@ -26,6 +26,7 @@ from captum.attr import IntegratedGradients, Saliency
 
 from captum_ext.attr import PathwayGradient, PrunedAttribution
 from captum_ext.attr.pathway import CriticalPathway
+from captum_ext.attr.pathway_gradient import DEFAULT_SPARSITY
 
 warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
 
@@ -40,16 +41,18 @@ def build(device: str, batch: int, size: int):
 
 def methods(model, ig_steps: int) -> Dict[str, Callable]:
     saliency = Saliency(model)
-    pathway_gradient = PathwayGradient(model, sparsity=0.85)
+    pathway_gradient = PathwayGradient(model, sparsity=DEFAULT_SPARSITY)
     finder = CriticalPathway(model)
     table = {
         "Saliency (Captum)": lambda x, t: saliency.attribute(x, target=t, abs=False),
-        "PathwayGradient(0.85)": lambda x, t: pathway_gradient.attribute(x, target=t),
-        "  pathway only": lambda x, t: finder.compute(x, target=t, sparsity=0.85).masks,
+        f"PathwayGradient({DEFAULT_SPARSITY})": lambda x, t: pathway_gradient.attribute(
+            x, target=t),
+        "  pathway only": lambda x, t: finder.compute(
+            x, target=t, sparsity=DEFAULT_SPARSITY, keep_scores=False).masks,
     }
     if ig_steps:
         ig = IntegratedGradients(model)
-        pruned_ig = PrunedAttribution(IntegratedGradients, model, sparsity=0.85)
+        pruned_ig = PrunedAttribution(IntegratedGradients, model, sparsity=DEFAULT_SPARSITY)
         table[f"IG (Captum, {ig_steps} steps)"] = lambda x, t: ig.attribute(
             x, target=t, n_steps=ig_steps, internal_batch_size=2 * x.shape[0])
         table[f"pruned IG ({ig_steps} steps)"] = lambda x, t: pruned_ig.attribute(
@@ -118,6 +121,34 @@ def peak_memory_mib(fn: Callable[[], object], device: str) -> float:
     return (max(peak[0], _rss_bytes()) - base) / 2**20
 
 
+def stamp_diagnostics(n_images: int, device: str) -> None:
+    """Pruning diagnostics on the stamp benchmark's held-out images, per sparsity.
+
+    Prints the realised sparsity, the share of units with a non-zero score (the others are
+    inactive ReLUs or cut off from the target: pruning them hardly changes the gradient) and the
+    mean relative change of the target probability caused by pruning.
+    """
+    from captum_ext.benchmark.runner import held_out_images
+    from captum_ext.data.classifier import load_stamp_classifier
+
+    model = load_stamp_classifier(device=device).eval()
+    images, labels, _ = held_out_images(model, n_images, seed=0, device=device)
+    finder = CriticalPathway(model)
+    print(f"\nStampNet, {images.shape[0]} held-out stamped images, target = stamp class")
+    print(f"{'sparsity':>9}{'realised':>10}{'live units':>12}{'live pruned':>13}"
+          f"{'|dp|/p':>9}{'dp/p':>9}")
+    for sparsity in (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99):
+        pathway = finder.compute(images, target=labels, sparsity=sparsity)
+        live = torch.cat([s.flatten(1) for s in pathway.scores], 1) > 0
+        kept = pathway.flat_masks()
+        live_pruned = ((live & ~kept).sum(1).float() / live.sum(1).clamp_min(1)).mean()
+        diag = pathway.diagnostics(images)
+        change = diag["relative_prob_change"]
+        print(f"{sparsity:>9.2f}{diag['realized_sparsity'].mean():>10.3f}"
+              f"{live.float().mean():>12.3f}{live_pruned:>13.3f}{change.abs().mean():>9.3f}"
+              f"{change.mean():>9.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 2, 112x112, 2 repeats")
@@ -128,6 +159,9 @@ def main() -> None:
     parser.add_argument("--ig-steps", type=int, default=0,
                         help="also time (pruned) IntegratedGradients with this many steps")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--stamp", type=int, default=0, metavar="N",
+                        help="also print pruning diagnostics on N held-out stamp images "
+                             "(trains the stamp classifier once if it is not cached)")
     args = parser.parse_args()
     if args.quick:
         args.batch, args.size, args.repeats = 2, 112, 2
@@ -151,6 +185,8 @@ def main() -> None:
               f"{fastest / base_min:>8.2f}{mem}")
     print("\nratio = time / time of Captum Saliency in the same run (median and best of the "
           "alternating runs); peak MiB = memory growth during one call above model + inputs")
+    if args.stamp:
+        stamp_diagnostics(args.stamp, args.device)
 
 
 if __name__ == "__main__":
