@@ -637,3 +637,25 @@ def test_noise_tunnel_inside_the_pruning_keeps_the_clean_pathway_with_interleave
     # NoiseTunnel stacks the copies of each sample together: rows map by repeat_interleave
     torch.testing.assert_close(smooth("repeat_interleave"), reference, rtol=1e-12, atol=1e-14)
     assert not torch.allclose(smooth("repeat"), reference)
+
+
+class AddOneInplace(nn.Module):
+    def __init__(self, inplace):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return x.add_(1.0) if self.inplace else x + 1.0
+
+
+def test_later_inplace_op_on_a_recorded_activation_does_not_corrupt_scores():
+    def net(inplace):
+        torch.manual_seed(11)
+        return seeded(nn.Sequential(nn.Linear(4, 6), nn.GELU(), AddOneInplace(inplace),
+                                    nn.Linear(6, 3)))
+
+    x = torch.randn(3, 4, dtype=torch.float64)
+    ours = CriticalPathway(net(True), module_types=(nn.GELU,)).compute(x, target=1, sparsity=0.5)
+    ref = CriticalPathway(net(False), module_types=(nn.GELU,)).compute(x, target=1, sparsity=0.5)
+    torch.testing.assert_close(ours.scores[0], ref.scores[0], rtol=1e-12, atol=1e-14)
+    assert torch.equal(ours.flat_masks(), ref.flat_masks())

@@ -19,7 +19,9 @@ Captum's IntegratedGradients order) or ``"repeat_interleave"``.
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
+from typing import (
+    Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union, cast,
+)
 
 import torch
 from torch import Tensor, nn
@@ -459,7 +461,7 @@ class CriticalPathway:
             for x in _format_tensor_into_tuples(inputs)
         )
         args = _format_additional_forward_args(additional_forward_args)
-        call_modules, taylor, output, target = self._taylor_pass(inputs_tuple, target, args)
+        call_modules, taylor, output, target, flat = self._taylor_pass(inputs_tuple, target, args)
         if self.scoring == "taylor":
             scores = taylor
         elif self.scoring == "random":
@@ -469,7 +471,10 @@ class CriticalPathway:
             ]
         else:
             scores = self._neuron_int_grad_scores(inputs_tuple, target, args, call_modules)
-        masks, thresholds = threshold_scores(scores, sparsity)
+        if self.scoring != "taylor":
+            del taylor
+            flat = torch.cat([sc.reshape(sc.shape[0], -1) for sc in scores], dim=1)
+        masks, thresholds = threshold_scores(scores, sparsity, flat=flat)
         return Pathway(
             model=self.model,
             forward_func=self.forward_func,
@@ -485,34 +490,60 @@ class CriticalPathway:
     # -- scoring passes ----------------------------------------------------------------------
 
     def _taylor_pass(
-        self, inputs: Tuple[Tensor, ...], target: TargetType, args: Any
-    ) -> Tuple[List[nn.Module], List[Tensor], Tensor, TargetType]:
-        """One forward + one backward: the calls, ``|a * dS/da|`` per call, output, target."""
+        self, inputs: Tuple[Tensor, ...], target: TargetType, args: Any, clone: bool = False
+    ) -> Tuple[List[nn.Module], List[Tensor], Tensor, TargetType, Tensor]:
+        """One forward + one backward: the calls, ``|a * dS/da|`` per call, output, target.
+
+        The scores are views into one (B, U) buffer (also returned), filled call by call while
+        the activations and gradients are released. Activations are recorded as they are; if a
+        later inplace op changed one (its version moved), the pass is redone with the hooks
+        returning copies, so the recorded values stay intact.
+        """
         modules: List[nn.Module] = []
-        outputs: List[Tensor] = []
+        outputs: List[Optional[Tensor]] = []
+        versions: List[int] = []
 
         def record(_index: int, module: nn.Module, output: Tensor) -> Tensor:
             modules.append(module)
             outputs.append(output)
-            return output.clone()  # later inplace ops must not change the recorded value
+            versions.append(output._version)
+            return output.clone() if clone else output
 
+        batch = inputs[0].shape[0]
         with torch.enable_grad(), CallHooks(self.model, self.modules, record):
             output = _run_forward(self.forward_func, inputs, None, args)
             if not modules:
                 raise ValueError("`forward_func` never called a prunable module of `model`")
-            target = default_target(output, target)
-            selected = _select_targets(output, target)
-            if selected.numel() != inputs[0].shape[0]:
-                raise ValueError(
-                    "`target` must select one scalar output per sample, got "
-                    f"{selected.numel()} values for {inputs[0].shape[0]} samples"
-                )
-            grads = torch.autograd.grad(selected.sum(), outputs, allow_unused=True)
-        scores = [
-            (g * a.detach()).abs_() if g is not None else torch.zeros_like(a)
-            for a, g in zip(outputs, grads)
-        ]
-        return modules, scores, output, target
+            changed = any(cast(Tensor, a)._version != v for a, v in zip(outputs, versions))
+            if not (changed and not clone):
+                target = default_target(output, target)
+                selected = _select_targets(output, target)
+                if selected.numel() != batch:
+                    raise ValueError(
+                        "`target` must select one scalar output per sample, got "
+                        f"{selected.numel()} values for {batch} samples"
+                    )
+                grads = list(torch.autograd.grad(selected.sum(), outputs, allow_unused=True))
+        if changed and not clone:
+            return self._taylor_pass(inputs, target, args, clone=True)
+        if any(a is None or a.dim() == 0 or a.shape[0] != batch for a in outputs):
+            raise ValueError("prunable modules must return tensors with the batch as dim 0")
+        first = cast(Tensor, outputs[0])
+        sizes = [cast(Tensor, a)[0].numel() for a in outputs]
+        flat = torch.empty(batch, sum(sizes), dtype=first.dtype, device=first.device)
+        scores: List[Tensor] = []
+        offset = 0
+        for i, size in enumerate(sizes):
+            a, g = cast(Tensor, outputs[i]), grads[i]
+            view = flat[:, offset:offset + size].view(a.shape)
+            if g is None:
+                view.zero_()
+            else:
+                torch.mul(g, a.detach(), out=view).abs_()
+            outputs[i] = grads[i] = None  # release as we go
+            scores.append(view)
+            offset += size
+        return modules, scores, output, target, flat
 
     def _neuron_int_grad_scores(
         self,
@@ -574,12 +605,15 @@ class CriticalPathway:
         return grad.reshape((k, batch) + tuple(grad.shape[1:])).sum(dim=0), value
 
 
-def threshold_scores(scores: Sequence[Tensor], sparsity: float) -> Tuple[List[Tensor], Tensor]:
+def threshold_scores(
+    scores: Sequence[Tensor], sparsity: float, flat: Optional[Tensor] = None
+) -> Tuple[List[Tensor], Tensor]:
     """Masks (True = kept) from per-call scores by one global percentile per sample.
 
     Args:
         scores (sequence of Tensor): ``(B, *unit_shape)`` per call.
         sparsity (float): quantile in [0, 1); ``0`` keeps every unit.
+        flat (Tensor, optional): the same scores as one (B, U) tensor, if already at hand.
 
     Returns:
         (masks, thresholds): bool masks shaped like ``scores``; (B,) thresholds
@@ -593,7 +627,8 @@ def threshold_scores(scores: Sequence[Tensor], sparsity: float) -> Tuple[List[Te
         ([[False, True], [False, False]], [[False], [False]], [2.0, 1.0])
     """
     check_fraction("sparsity", sparsity)
-    flat = torch.cat([s.reshape(s.shape[0], -1) for s in scores], dim=1)
+    if flat is None:
+        flat = torch.cat([s.reshape(s.shape[0], -1) for s in scores], dim=1)
     if sparsity == 0:
         thresholds = torch.full((flat.shape[0],), -math.inf, dtype=flat.dtype, device=flat.device)
         return [torch.ones_like(s, dtype=torch.bool) for s in scores], thresholds

@@ -24,7 +24,6 @@ from captum_ext.attr.pathway import (
 )
 
 
-
 class PrunedAttribution(GradientAttribution):
     r"""Any Captum gradient method, run on the network pruned to each input's critical pathway.
 
