@@ -44,7 +44,7 @@ def test_stamp_contrasts_with_background():
     batch = make_stamped_batch(300, seed=4)
     stamped = batch.labels < 4
     lum = batch.colours[stamped] @ torch.tensor([0.299, 0.587, 0.114])
-    assert ((lum <= 0.35) | (lum >= 0.65)).all()
+    assert ((lum <= 0.3) | (lum >= 0.7)).all()
 
 
 def test_dataset_items_and_bad_arguments():

@@ -78,7 +78,7 @@ def load_photos(
     return torch.stack([load_photo(n, size) for n in names])
 
 
-def photo_pyramid(scales: Sequence[int] = (96, 160, 256)) -> List[Tensor]:
+def photo_pyramid(scales: Sequence[int] = (128, 192, 288)) -> List[Tensor]:
     """Every photo at several scales (shorter side = each value), for background crops."""
     pool: List[Tensor] = []
     for name in PHOTO_NAMES:

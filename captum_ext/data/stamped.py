@@ -7,7 +7,8 @@ batched (no Python loop over samples or pixels).
 
 Chosen here (a reconstruction, see ``metrics.md``): stamp colour is random (so shape, not
 colour, is the cue) but pushed to contrast with the local background luminance: dark (RGB in
-[0, 0.35]) on bright backgrounds, bright ([0.65, 1]) on dark ones.
+[0, 0.3]) on bright backgrounds, bright ([0.7, 1]) on dark ones. Backgrounds are random crops,
+flipped at random, of the photos rescaled to a shorter side of 128, 192 or 288 pixels.
 """
 
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from captum_ext._utils import check_int_at_least
 from captum_ext.data.photos import photo_pyramid
 
 #: Glyph names in class order; the first ``num_glyphs`` are used.
+#: Stamp colours are drawn from [0, CONTRAST] (dark) or [1 - CONTRAST, 1] (bright) per channel.
+CONTRAST = 0.3
+
 GLYPH_NAMES: Tuple[str, ...] = ("plus", "ring", "triangle", "cross", "square", "tee", "ell", "diamond")
 
 
@@ -162,7 +166,7 @@ def make_stamped_batch(
 
     window = images.permute(0, 2, 3, 1)[batch_idx, rows[:, :, None], cols[:, None, :]]  # (n, s, s, 3)
     luminance = (window @ torch.tensor([0.299, 0.587, 0.114])).mean(dim=(1, 2))
-    colours = torch.where(luminance[:, None] > 0.5, 0.35 * hue, 0.65 + 0.35 * hue)
+    colours = torch.where(luminance[:, None] > 0.5, CONTRAST * hue, (1 - CONTRAST) + CONTRAST * hue)
     colours = colours * stamped[:, None]
     images = torch.where(footprint[:, None], colours[:, :, None, None], images)
     positions = torch.where(stamped[:, None], positions, torch.full_like(positions, -1))

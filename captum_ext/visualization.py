@@ -1,0 +1,128 @@
+"""Tensor-friendly visualisation: a batch of images and attribution maps in, a figure grid out.
+
+Captum's ``visualize_image_attr`` takes one HWC numpy image at a time. :func:`visualize_attr_grid`
+takes tensors in Captum's layout (B, C, H, W), one map per method, and draws one row per image:
+the image, then each method's map, with one colour map per sign convention so that grids made
+at different times read the same way.
+"""
+
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+#: Colour maps: signed maps use a diverging map centred on 0, absolute and positive maps a
+#: sequential one, negative maps a reversed sequential one.
+SIGN_CMAPS: Dict[str, str] = {"all": "RdBu_r", "absolute_value": "magma", "positive": "Greens", "negative": "Reds"}
+
+
+def reduce_attr(attributions: Tensor, sign: str = "absolute_value") -> Tensor:
+    """Reduce (B, C, H, W) attributions to (B, H, W) maps for display.
+
+    ``"all"`` sums channels keeping the sign, ``"absolute_value"`` sums ``|a|``, ``"positive"``
+    and ``"negative"`` keep one side (negative shown as magnitudes).
+
+    Examples::
+
+        >>> reduce_attr(torch.tensor([[[[1.0]], [[-3.0]]]]), "all").item()
+        -2.0
+        >>> reduce_attr(torch.tensor([[[[1.0]], [[-3.0]]]]), "absolute_value").item()
+        4.0
+    """
+    if sign not in SIGN_CMAPS:
+        raise ValueError(f"`sign` must be one of {sorted(SIGN_CMAPS)}, got {sign!r}")
+    if not isinstance(attributions, Tensor) or attributions.dim() != 4:
+        raise ValueError(f"`attributions` must be a (B, C, H, W) tensor, got {getattr(attributions, 'shape', type(attributions))}")
+    a = attributions.detach().float().cpu()
+    if sign == "absolute_value":
+        return a.abs().sum(1)
+    if sign == "positive":
+        return a.clamp_min(0).sum(1)
+    if sign == "negative":
+        return (-a).clamp_min(0).sum(1)
+    return a.sum(1)
+
+
+def _scale(maps: Tensor, outlier_perc: float) -> Tensor:
+    """Per-map scale: the (100 - outlier_perc) percentile of |map| (as Captum normalises)."""
+    flat = maps.abs().flatten(1)
+    q = torch.quantile(flat, 1 - outlier_perc / 100.0, dim=1) if flat.shape[1] < 2**24 else flat.amax(1)
+    return q.clamp_min(1e-12)
+
+
+def visualize_attr_grid(
+    images: Tensor,
+    attributions: Union[Tensor, Dict[str, Tensor]],
+    sign: str = "absolute_value",
+    outlier_perc: float = 2.0,
+    shared_scale: bool = False,
+    overlay: bool = False,
+    titles: Optional[Sequence[str]] = None,
+    panel_size: float = 1.8,
+):
+    """Draw a grid: one row per image; the image, then one map per method.
+
+    Args:
+        images (Tensor): (B, 3, H, W) or (B, 1, H, W) in [0, 1] (values are clipped for display).
+        attributions (Tensor or dict of str to Tensor): one (B, C, H, W) map, or several keyed
+            by method name (column titles).
+        sign (str): ``"absolute_value"`` (default), ``"all"``, ``"positive"`` or ``"negative"``,
+            as in Captum; picks the reduction and the colour map (:data:`SIGN_CMAPS`).
+        outlier_perc (float): the top percent of |values| saturates, as in Captum. Default 2.
+        shared_scale (bool): one scale per row (all methods compared on the same scale) instead
+            of one per map. Default False.
+        overlay (bool): draw maps over a grey version of the image. Default False.
+        titles (sequence of str, optional): row titles (e.g. class names).
+        panel_size (float): inches per panel. Default 1.8.
+
+    Returns:
+        (matplotlib.figure.Figure, numpy.ndarray of Axes)
+
+    Examples::
+
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> fig, axes = visualize_attr_grid(torch.rand(2, 3, 8, 8), {"a": torch.randn(2, 3, 8, 8)})
+        >>> axes.shape
+        (2, 2)
+    """
+    import matplotlib.pyplot as plt
+
+    maps_by_name = attributions if isinstance(attributions, dict) else {"attribution": attributions}
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"`images` must be (B, 3, H, W) or (B, 1, H, W), got {getattr(images, 'shape', type(images))}")
+    reduced = {}
+    for name, attr in maps_by_name.items():
+        r = reduce_attr(attr, sign)
+        if r.shape[0] != images.shape[0] or r.shape[1:] != images.shape[2:]:
+            raise ValueError(f"attributions {name!r} of shape {tuple(attr.shape)} do not match images {tuple(images.shape)}")
+        reduced[name] = r
+    scales = {name: _scale(r, outlier_perc) for name, r in reduced.items()}
+    if shared_scale:
+        row_scale = torch.stack(list(scales.values())).amax(0)
+        scales = {name: row_scale for name in scales}
+    cmap = SIGN_CMAPS[sign]
+    vmin = -1.0 if sign == "all" else 0.0
+    rows, cols = images.shape[0], len(reduced) + 1
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_size * cols, panel_size * rows), squeeze=False)
+    pictures = images.detach().float().cpu().clamp(0, 1).permute(0, 2, 3, 1)
+    grey = pictures.mean(-1)
+    for i in range(rows):
+        axes[i, 0].imshow(pictures[i].squeeze(-1).numpy(), cmap="gray" if pictures.shape[-1] == 1 else None)
+        if titles is not None:
+            axes[i, 0].set_ylabel(str(titles[i]), fontsize=8)
+        for j, (name, r) in enumerate(reduced.items(), start=1):
+            ax = axes[i, j]
+            shown = (r[i] / scales[name][i]).clamp(vmin, 1.0).numpy()
+            if overlay:
+                ax.imshow(grey[i].numpy(), cmap="gray")
+                ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=1.0, alpha=0.6)
+            else:
+                ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=1.0)
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("image", fontsize=8)
+    fig.tight_layout()
+    return fig, axes
