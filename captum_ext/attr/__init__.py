@@ -1,15 +1,16 @@
-"""Attribution methods: each a subclass of a Captum ``Attribution`` class, one file per method."""
+"""Attribution methods: each a subclass of a Captum ``Attribution`` class, one file per method.
 
-__all__: list = []
-# neflag (issue 4)
-from captum_ext.attr.neflag import NeFLAG, NeFLAGDiagnostics  # noqa: E402
+- :class:`NeFLAG` — negative flux aggregation (``GradientAttribution``).
+- :class:`PathwayGradient`, :class:`PrunedAttribution`, :class:`CriticalPathway` — input-specific
+  pruning: gradients (or any Captum gradient method) of the network pruned to the input's
+  critical pathway.
+- ``Inpainting*`` — Captum's perturbation methods with inpainted feature removal, and
+  :class:`MeaningfulPerturbation` (``PerturbationAttribution``).
+- :class:`IProp` — propagate any attribution over a pixel graph with a Markov reward process.
+"""
 
-__all__ += ["NeFLAG", "NeFLAGDiagnostics"]
-
-
-# inpainting (issue 6)
-from captum_ext.attr.feature_masks import grid_feature_mask, slic_feature_mask  # noqa: E402
-from captum_ext.attr.inpainting import (  # noqa: E402
+from captum_ext.attr.feature_masks import grid_feature_mask, slic_feature_mask
+from captum_ext.attr.inpainting import (
     InpaintingFeatureAblation,
     InpaintingKernelShap,
     InpaintingLime,
@@ -17,22 +18,28 @@ from captum_ext.attr.inpainting import (  # noqa: E402
     InpaintingShapleyValueSampling,
     binary_cosine_similarity,
 )
+from captum_ext.attr.iprop import IProp, propagate
+from captum_ext.attr.meaningful_perturbation import MeaningfulPerturbation
+from captum_ext.attr.neflag import NeFLAG, NeFLAGDiagnostics
+from captum_ext.attr.pathway import CriticalPathway, Pathway
+from captum_ext.attr.pathway_gradient import PathwayGradient, PrunedAttribution
 
-__all__ += [
+__all__ = [
+    "CriticalPathway",
     "InpaintingFeatureAblation",
     "InpaintingKernelShap",
     "InpaintingLime",
     "InpaintingOcclusion",
     "InpaintingShapleyValueSampling",
+    "IProp",
+    "MeaningfulPerturbation",
+    "NeFLAG",
+    "NeFLAGDiagnostics",
+    "Pathway",
+    "PathwayGradient",
+    "PrunedAttribution",
     "binary_cosine_similarity",
     "grid_feature_mask",
+    "propagate",
     "slic_feature_mask",
 ]
-from captum_ext.attr.meaningful_perturbation import MeaningfulPerturbation  # noqa: E402
-
-__all__ += ["MeaningfulPerturbation"]
-
-# iprop (issue 3)
-from captum_ext.attr.iprop import IProp, propagate  # noqa: E402  (iprop)
-
-__all__ += ["IProp", "propagate"]  # iprop
