@@ -13,7 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="captum-ext", description="captum-ext command line")
     commands = parser.add_subparsers(dest="command", required=True)
     bench = commands.add_parser("benchmark", help="run the stamp benchmark (trains the classifier once)")
-    bench.add_argument("--n-images", type=int, default=64, help="held-out stamped images (default 64)")
+    bench.add_argument("--n-images", type=int, default=32, help="held-out stamped images (default 32)")
     bench.add_argument("--methods", nargs="+", default=None, help="method names (default: the default set)")
     bench.add_argument("--metrics", nargs="+", default=None, help="metric names (default: the default set)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")

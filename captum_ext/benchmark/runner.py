@@ -38,7 +38,7 @@ class BenchmarkConfig:
     """Options of one benchmark run.
 
     Args:
-        n_images (int): held-out stamped images to explain (correctly classified ones). Default 64.
+        n_images (int): held-out stamped images to explain (correctly classified ones). Default 32.
         methods (list of str, optional): registered method names; default: every default method.
         metrics (list of str, optional): registered metric names; default: every default metric.
         device (str): "cpu" or "cuda". Default "cpu".
@@ -54,7 +54,7 @@ class BenchmarkConfig:
         options (dict): extra options passed to metrics (e.g. a filler).
     """
 
-    n_images: int = 64
+    n_images: int = 32
     methods: Optional[List[str]] = None
     metrics: Optional[List[str]] = None
     device: str = "cpu"
