@@ -251,7 +251,8 @@ def _require(module: str, extra: str):
 class OpenCVInpainter(Inpainter):
     """OpenCV's Telea or Navier-Stokes inpainting, per image and channel on the CPU.
 
-    Channels are inpainted one at a time as 32-bit float images, so any value range works.
+    Channels are inpainted one at a time as 16-bit images (each channel's value range mapped to
+    0..65535 and back), so any value range works.
     Needs ``opencv-python(-headless)``; raises ``ImportError`` naming it when missing.
 
     Args:
@@ -279,14 +280,20 @@ class OpenCVInpainter(Inpainter):
         import numpy as np
 
         flag = cv2.INPAINT_TELEA if self.method == "telea" else cv2.INPAINT_NS
-        data = images.detach().to("cpu", torch.float32).numpy()
+        data = images.detach().to("cpu", torch.float64)
+        # OpenCV's float32 path returns garbage in the hole (seen with opencv 5.0); map each
+        # image channel's value range to 16 bits, inpaint, and map back.
+        low = data.amin(dim=(2, 3), keepdim=True)
+        span = (data.amax(dim=(2, 3), keepdim=True) - low).clamp_min(1e-12)
+        codes = ((data - low) / span * 65535.0).round().to(torch.int32).numpy().astype(np.uint16)
         masks = holes.to("cpu", torch.uint8).numpy()
-        out = np.empty_like(data)
-        for i in range(data.shape[0]):  # OpenCV works on one 2-D image at a time
-            for ch in range(data.shape[1]):
-                out[i, ch] = cv2.inpaint(np.ascontiguousarray(data[i, ch]), masks[i, 0],
+        out = np.empty_like(codes)
+        for i in range(codes.shape[0]):  # OpenCV works on one 2-D image at a time
+            for ch in range(codes.shape[1]):
+                out[i, ch] = cv2.inpaint(np.ascontiguousarray(codes[i, ch]), masks[i, 0],
                                          self.radius, flag)
-        return torch.from_numpy(out).to(images.device, images.dtype)
+        filled = torch.from_numpy(out.astype(np.float64)) / 65535.0 * span + low
+        return filled.to(images.device, images.dtype)
 
 
 class BiharmonicInpainter(Inpainter):
