@@ -6,7 +6,7 @@ the image, then each method's map, with one colour map per sign convention so th
 at different times read the same way.
 """
 
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 from torch import Tensor

@@ -1,5 +1,5 @@
-import torch
 import pytest
+import torch
 
 from captum_ext.data import GLYPH_NAMES, StampedImages, glyph_mask, load_photos, make_stamped_batch
 

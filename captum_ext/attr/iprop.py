@@ -55,8 +55,8 @@ def _check_options(
 ) -> None:
     check_fraction("gamma", gamma)
     check_int_at_least("radius", radius, 0)
-    check_positive("sigma_s", sigma_s)
-    check_positive("sigma_c", sigma_c)
+    check_positive("sigma_s", sigma_s, allow_inf=True)
+    check_positive("sigma_c", sigma_c, allow_inf=True)
     check_positive("tol", tol, allow_zero=True)
     check_int_at_least("max_iter", max_iter, 0)
     for name, value, allowed in (

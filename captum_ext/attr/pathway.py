@@ -20,7 +20,17 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import (
-    Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union, cast,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+    cast,
 )
 
 import torch

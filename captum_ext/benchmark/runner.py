@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from captum_ext.benchmark.registry import (
-    MetricContext,
     MethodSpec,
+    MetricContext,
     MetricSpec,
     available_methods,
     available_metrics,

@@ -13,7 +13,7 @@ flipped at random, of the photos rescaled to a shorter side of 128, 192 or 288 p
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Tuple
 
 import torch
 from torch import Tensor

@@ -67,3 +67,52 @@ def get_inpainter(name_or_callable: InpainterLike = "harmonic", **options: Any) 
     raise TypeError(
         f"`inpainter` must be a name or a callable, got {type(name_or_callable).__name__}"
     )
+
+
+def resolve_inpainter(inpainter: Any, name: str = "inpainter") -> Callable:
+    """Resolve the one fill argument used everywhere (``inpainter=``) to a callable.
+
+    Accepts a registered name (``"harmonic"``, ``"linear"``, ...), a number or a tensor (a
+    constant fill, :class:`ConstantInpainter`), an :class:`Inpainter`, or any callable
+    ``inpaint(images, holes) -> images``. The contract of a callable: it receives the images
+    ``(B, C, H, W)`` and the hole mask ``(B, 1, H, W)`` (1 = missing); it must not rely on
+    what the images hold inside the hole; only its values inside the hole are used. Call it
+    through :func:`captum_ext.inpaint.apply_inpainter`.
+
+    Args:
+        inpainter (str, number, Tensor, Inpainter or callable): the fill.
+        name (str): the argument's name in error messages. Default: ``"inpainter"``.
+
+    Returns:
+        callable: ``inpaint(images, holes) -> images``.
+
+    Examples::
+
+        >>> resolve_inpainter(0.5)
+        ConstantInpainter(0.5)
+        >>> resolve_inpainter("harmonic").__class__.__name__
+        'HarmonicInpainter'
+    """
+    import torch
+
+    if isinstance(inpainter, bool) or inpainter is None:
+        raise TypeError(
+            f"`{name}` must be an inpainter name, a number, a tensor, an Inpainter or a "
+            f"callable, got {type(inpainter).__name__}"
+        )
+    if isinstance(inpainter, str):
+        return get_inpainter(inpainter)
+    if isinstance(inpainter, (int, float, torch.Tensor)):
+        from captum_ext._checks import check_finite
+
+        if isinstance(inpainter, torch.Tensor):
+            check_finite(name, inpainter)
+        elif inpainter != inpainter or inpainter in (float("inf"), float("-inf")):
+            raise ValueError(f"`{name}` must be a finite number, got {inpainter}")
+        return ConstantInpainter(inpainter)
+    if callable(inpainter):
+        return inpainter
+    raise TypeError(
+        f"`{name}` must be an inpainter name, a number, a tensor, an Inpainter or a callable, "
+        f"got {type(inpainter).__name__}"
+    )

@@ -9,7 +9,7 @@ Everything is batched tensor code: no Python loop over images or pixels.
 """
 
 import math
-from typing import Sequence, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 from torch import Tensor

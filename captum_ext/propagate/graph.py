@@ -139,8 +139,8 @@ def stencil_affinity(
     """
     check_image_batch("guide", guide)
     check_int_at_least("radius", radius, 0)
-    check_positive("sigma_s", sigma_s)
-    check_positive("sigma_c", sigma_c)
+    check_positive("sigma_s", sigma_s, allow_inf=True)
+    check_positive("sigma_c", sigma_c, allow_inf=True)
     check_positive("min_weight", min_weight, allow_zero=True)
     features = color_features(guide.detach(), color_space)
     batch, _, height, width = features.shape

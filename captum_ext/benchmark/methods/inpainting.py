@@ -13,9 +13,8 @@ Only ``Occlusion(inpaint)`` runs by default; the Lime and MP rows took 8-38 s pe
 the loaded 2-core machine (see docs/inpainting.md) and are opt-in (``--methods``).
 """
 
-from torch import Tensor, nn
-
 from captum.attr import Lime
+from torch import Tensor, nn
 
 from captum_ext._compat import SkLearnRidge
 from captum_ext.attr.feature_masks import slic_feature_mask
