@@ -470,10 +470,10 @@ def test_flip_fresh_draws_do_not_depend_on_batch_or_internal_batch_size():
     # a saddle: both antipodes of e1 have positive flux, so rounds > 0 draw fresh directions
     q = torch.diag(torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64))
     method = NeFLAG(_Quadratic(q))
-    x = torch.randn(4, 3, dtype=torch.float64) * 0.01
+    x = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.01
     kw = dict(n=5, sampling="flip", m=4, generator=2, aggregation="decomposition")
     batched, diag = method.attribute(x, return_diagnostics=True, **kw)
-    assert int(diag.n_gradients.sum()) > 4 * 5 * 2 - 1  # fresh rounds happened somewhere
+    assert bool((diag.n_gradients > 2 * 5).all())  # one round spends at most 2n: fresh rounds ran
     for ibs in (1, 3):
         torch.testing.assert_close(method.attribute(x, internal_batch_size=ibs, **kw), batched)
     single = torch.cat([method.attribute(x[i:i + 1], **kw) for i in range(4)])
