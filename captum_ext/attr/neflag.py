@@ -7,15 +7,25 @@ aggregation formulas and the ways of finding negative-flux points below are choi
 project (see ``docs/neflag.md``).
 """
 
+import contextlib
 import math
-import warnings
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, fields
+from typing import Callable, Iterator, List, Literal, Optional, Tuple, Union, overload
 
 import torch
 from captum.attr import GradientAttribution
 from captum.log import log_usage
-from torch import Tensor
+from torch import Tensor, nn
 
+from captum_ext._checks import (
+    check_finite,
+    check_int_at_least,
+    check_number,
+    check_positive,
+    check_target,
+    select_additional_args,
+    select_target,
+)
 from captum_ext._compat import (
     TargetType,
     TensorOrTupleOfTensorsGeneric,
@@ -24,7 +34,7 @@ from captum_ext._compat import (
     _format_tensor_into_tuples,
     _is_tuple,
 )
-from captum_ext._utils import check_int_at_least, check_positive
+from captum_ext._utils import derive_seed, preserved_model_state, warn_external
 
 Tensors = Tuple[Tensor, ...]
 GeneratorLike = Union[None, int, torch.Generator]
@@ -35,8 +45,9 @@ DEFAULT_N = 20
 DEFAULT_M = {"antithetic": 1, "flip": 1, "descent": 2}
 
 
-class NeFLAGDiagnostics(NamedTuple):
-    """Per-sample diagnostics of one :meth:`NeFLAG.attribute` call.
+@dataclass(frozen=True)
+class NeFLAGDiagnostics:
+    """Per-sample diagnostics of one :meth:`NeFLAG.attribute` call (``return_diagnostics=True``).
 
     Args:
         n_kept (Tensor): (B,) number of negative-flux points aggregated per sample.
@@ -53,6 +64,10 @@ class NeFLAGDiagnostics(NamedTuple):
     mean_flux: Tensor
     n_gradients: Tensor
     sphere_flux: Tensor
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """Unpack as the former NamedTuple did (``n_kept, mean_flux, ... = diagnostics``)."""
+        return iter(tuple(getattr(self, f.name) for f in fields(self)))
 
 
 class _Sums:
@@ -96,68 +111,74 @@ def _normalize(u: Tensors) -> Tensors:
     return tuple(t * _bcast(scale, t) for t in u)
 
 
-def _select_target(target: TargetType, rows: Tensor) -> TargetType:
-    """The target of each point, given the sample index of each point."""
-    if isinstance(target, list):
-        return [target[i] for i in rows.tolist()]
-    if isinstance(target, Tensor) and target.numel() > 1:
-        return target[rows.to(target.device)]
-    return target
+def _base_seed(generator: GeneratorLike) -> int:
+    """The one seed of a call: every random direction of the call is derived from it.
 
-
-def _select_args(args: Optional[Tuple], rows: Tensor) -> Optional[Tuple]:
-    """Index every non-scalar tensor of ``additional_forward_args`` by sample (Captum's rule)."""
-    if args is None:
-        return None
-    return tuple(
-        a[rows.to(a.device)] if isinstance(a, Tensor) and a.dim() > 0 else a for a in args
-    )
-
-
-def _make_generator(generator: GeneratorLike) -> Optional[torch.Generator]:
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, bool) or not isinstance(generator, int):
+    An int ``s`` means ``torch.Generator().manual_seed(s)``; a generator gives one draw (so
+    successive calls with the same generator object get different directions); ``None`` draws
+    from torch's global generator.
+    """
+    if isinstance(generator, bool) or not (
+        generator is None or isinstance(generator, (int, torch.Generator))
+    ):
         raise TypeError(
             "`generator` must be None, an int seed or a torch.Generator, "
             f"got {type(generator).__name__}"
         )
-    return torch.Generator().manual_seed(generator)
-
-
-def _randn(shape: Sequence[int], like: Tensor, gen: Optional[torch.Generator]) -> Tensor:
-    """Standard normal draws in ``like``'s dtype and device, from ``gen``'s stream if given."""
-    if gen is None:
-        return torch.randn(shape, dtype=like.dtype, device=like.device)
-    return torch.randn(shape, dtype=like.dtype, device=gen.device, generator=gen).to(like.device)
+    if isinstance(generator, int):
+        generator = torch.Generator().manual_seed(generator)
+    device = "cpu" if generator is None else generator.device
+    draw = torch.randint(0, 2**62, (1,), generator=generator, device=device)
+    return int(draw.item())
 
 
 class _Directions:
-    """Unit directions per (direction index, sample), random or given by the user."""
+    """Unit directions per (direction index, sample), random or given by the user.
 
-    def __init__(
-        self, inputs: Tensors, given: Optional[Tensors], gen: Optional[torch.Generator]
-    ) -> None:
-        self.inputs, self.given, self.gen = inputs, given, gen
+    Random directions are *common random numbers*: direction ``j`` is the same for every
+    example of the call, drawn from a CPU generator seeded with ``derive_seed(seed, j)`` (and
+    the fresh directions of ``"flip"`` round ``r`` from ``derive_seed(seed, "flip", r, j)``).
+    So an example's directions, and hence its map, depend only on the seed and on nothing
+    else in the batch (its size, its other examples, the example's position) nor on
+    ``internal_batch_size``.
+    """
 
-    def random(self, rows: int) -> Tensors:
-        """``rows`` fresh directions, uniform on the joint unit sphere."""
-        return _normalize(tuple(_randn((rows,) + x.shape[1:], x, self.gen) for x in self.inputs))
+    def __init__(self, inputs: Tensors, given: Optional[Tensors], seed: int) -> None:
+        self.inputs, self.given, self.seed = inputs, given, seed
+        self.batch = inputs[0].shape[0]
+
+    def _draw(self, *key: Union[int, str]) -> Tensors:
+        """One direction shared by all examples: a tuple of (1, ...) tensors, unit joint norm."""
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, *key))
+        parts = []
+        for x in self.inputs:
+            dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+            draw = torch.randn((1,) + tuple(x.shape[1:]), dtype=dtype, generator=gen)
+            parts.append(draw.to(device=x.device, dtype=x.dtype))
+        return _normalize(tuple(parts))
+
+    def _per_point(self, keys: List[Tuple[Union[int, str], ...]], index: Tensor) -> Tensors:
+        """Directions ``keys[index[p]]`` for every point ``p``."""
+        draws = [self._draw(*key) for key in keys]
+        stacked = tuple(torch.cat([d[j] for d in draws]) for j in range(len(self.inputs)))
+        return tuple(t[index.to(t.device)] for t in stacked)
+
+    def fresh(self, round_: int, dirs: Tensor) -> Tensors:
+        """Fresh random directions of ``"flip"`` round ``round_`` for points of directions ``dirs``."""
+        unique, index = torch.unique(dirs, return_inverse=True)
+        keys: List[Tuple[Union[int, str], ...]] = [("flip", round_, int(j)) for j in unique]
+        return self._per_point(keys, index)
 
     def block(self, start: int, stop: int) -> Tensors:
-        """Directions ``start..stop-1`` for every sample, flattened direction-major: (q*B, ...).
-
-        Random directions are drawn one direction index at a time (all samples at once), so a
-        seeded run gives the same directions whatever ``internal_batch_size`` is.
-        """
-        batch = self.inputs[0].shape[0]
+        """Directions ``start..stop-1`` for every sample, flattened direction-major: (q*B, ...)."""
+        q = stop - start
         if self.given is None:
-            draws = [self.random(batch) for _ in range(start, stop)]
-            return tuple(torch.cat([d[j] for d in draws]) for j in range(len(self.inputs)))
+            index = torch.arange(q).repeat_interleave(self.batch)
+            return self._per_point([(j,) for j in range(start, stop)], index)
         out = []
         for d, x in zip(self.given, self.inputs):
             if d.dim() == x.dim():  # (n, ...): shared by all samples
-                d = d[start:stop].unsqueeze(1).expand((stop - start,) + tuple(x.shape))
+                d = d[start:stop].unsqueeze(1).expand((q,) + tuple(x.shape))
             else:  # (B, n, ...)
                 d = d[:, start:stop].transpose(0, 1)
             out.append(d.to(device=x.device, dtype=x.dtype).reshape((-1,) + x.shape[1:]))
@@ -196,6 +217,14 @@ class NeFLAG(GradientAttribution):
     above, the three strategies and the meaning given to ``m`` are this package's choices. The
     defaults (``"descent"``, ``"vector"``) were picked on the stamp benchmark's stamp distance;
     with signed maps ``"decomposition"`` scores better (docs/neflag.md has the comparison).
+
+    **What a seed means.** A call takes one seed from ``generator`` and derives every random
+    direction from it: direction ``j`` is the same for all examples of the call (common random
+    numbers). An example's map therefore depends only on the example, its target and
+    per-example arguments, and the seed: never on the batch it is explained in (size, other
+    examples, position) nor on ``internal_batch_size``. One example at a time with
+    ``generator=s`` gives exactly the rows of the batched call with ``generator=s``, up to
+    float rounding.
     """
 
     def __init__(self, forward_func: Callable[..., Tensor]) -> None:
@@ -204,6 +233,45 @@ class NeFLAG(GradientAttribution):
             forward_func (Callable): the model, or any function of the inputs returning scores.
         """
         GradientAttribution.__init__(self, forward_func)
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = ...,
+        additional_forward_args: Optional[object] = ...,
+        n: Optional[int] = ...,
+        eps: float = ...,
+        sampling: str = ...,
+        aggregation: str = ...,
+        m: Optional[int] = ...,
+        directions: Union[None, Tensor, Tensors] = ...,
+        generator: GeneratorLike = ...,
+        clamp: Optional[Tuple[float, float]] = ...,
+        step_size: float = ...,
+        internal_batch_size: Optional[int] = ...,
+        return_diagnostics: Literal[False] = ...,
+    ) -> TensorOrTupleOfTensorsGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        target: TargetType = ...,
+        additional_forward_args: Optional[object] = ...,
+        n: Optional[int] = ...,
+        eps: float = ...,
+        sampling: str = ...,
+        aggregation: str = ...,
+        m: Optional[int] = ...,
+        directions: Union[None, Tensor, Tensors] = ...,
+        generator: GeneratorLike = ...,
+        clamp: Optional[Tuple[float, float]] = ...,
+        step_size: float = ...,
+        internal_batch_size: Optional[int] = ...,
+        *,
+        return_diagnostics: Literal[True],
+    ) -> Tuple[TensorOrTupleOfTensorsGeneric, NeFLAGDiagnostics]: ...
 
     @log_usage()
     def attribute(
@@ -247,9 +315,16 @@ class NeFLAG(GradientAttribution):
             directions (Tensor or tuple[Tensor, ...], optional): user directions instead of
                 random ones, in the structure of ``inputs``: each of shape (n, ...) shared by
                 all samples or (B, n, ...) per sample. They are normalised jointly per sample.
-            generator (int or torch.Generator, optional): seed or generator for the random
-                directions; an int seeds a CPU generator, so a seed gives the same directions
-                on every device. Default: torch's global generator.
+            generator (int or torch.Generator, optional): the source of the random
+                directions. The call takes one 62-bit seed from it (an int ``s`` acts as
+                ``torch.Generator().manual_seed(s)``; None uses torch's global generator) and
+                derives direction ``j`` from that seed and ``j`` alone, the same direction for
+                every example of the call (common random numbers). So an example's map depends
+                on the seed and on nothing else in the batch: one example at a time with the
+                same seed gives the batched result, on every device and for every
+                ``internal_batch_size``. A generator object is advanced by one draw per call,
+                so repeated calls with it differ; pass an int for a fixed set of directions.
+                Default: torch's global generator.
             clamp (tuple[float, float], optional): clamp sphere points to ``[lo, hi]`` (this
                 moves them off the sphere; flux then uses the actual displacement
                 ``(z - x) / eps`` as normal). Default: None.
@@ -283,17 +358,24 @@ class NeFLAG(GradientAttribution):
             [4, 4]
         """
         is_tuple = _is_tuple(inputs)
-        xs = tuple(x.detach() for x in _format_tensor_into_tuples(inputs))
+        xs = _format_tensor_into_tuples(inputs)
         args = _format_additional_forward_args(additional_forward_args)
         given = None if directions is None else _format_tensor_into_tuples(directions)
         n, m = _check_arguments(xs, n, eps, sampling, aggregation, m, given, clamp, step_size,
                                 internal_batch_size)
-        gen = _make_generator(generator)
+        xs = tuple(x.detach() for x in xs)
+        batch = xs[0].shape[0]
+        check_target(target, batch)
+        select_additional_args(args, slice(None), batch)  # raises on a misaligned tensor
+        seed = _base_seed(generator)
 
         sums = _Sums(xs)
-        if xs[0].shape[0] > 0:
-            run = _Run(self, xs, target, args, eps, aggregation, clamp, internal_batch_size, sums)
-            run.sample(sampling, _Directions(xs, given, gen), n, m, step_size)
+        if batch > 0:
+            model = self.forward_func if isinstance(self.forward_func, nn.Module) else None
+            with preserved_model_state(model) if model is not None else contextlib.nullcontext():
+                run = _Run(self, xs, target, args, eps, aggregation, clamp, internal_batch_size,
+                           sums)
+                run.sample(sampling, _Directions(xs, given, seed), n, m, step_size)
 
         attributions = _finish(sums)
         out = _format_output(is_tuple, attributions)
@@ -316,10 +398,9 @@ def _finish(sums: _Sums) -> Tensors:
     """Mean over kept points per sample; zero (and a warning) where nothing was kept."""
     empty = (sums.kept == 0).nonzero().flatten()
     if empty.numel() > 0:
-        warnings.warn(
+        warn_external(
             f"NeFLAG: sample(s) {empty.tolist()} kept no negative-flux point; their attributions "
-            "are 0. Use more directions (`n`), another `sampling` or a larger `eps`.",
-            stacklevel=3,
+            "are 0. Use more directions (`n`), another `sampling` or a larger `eps`."
         )
     denom = sums.kept.clamp(min=1)
     return tuple(a / _bcast(denom.to(a.dtype), a) for a in sums.attr)
@@ -373,8 +454,8 @@ class _Run:
     def _gradients(self, rows: Tensor, disp: Tensors) -> Tensors:
         points = tuple((x[rows] + d).requires_grad_() for x, d in zip(self.xs, disp))
         grads = self.method.gradient_func(
-            self.method.forward_func, points, _select_target(self.target, rows),
-            _select_args(self.args, rows),
+            self.method.forward_func, points, select_target(self.target, rows),
+            select_additional_args(self.args, rows, self.batch),
         )
         return tuple(g.detach() for g in grads)
 
@@ -405,18 +486,21 @@ class _Run:
 
     def flip(self, source: _Directions, start: int, stop: int, m: int, step: float) -> None:
         rows = self.rows_for(stop - start)
+        dirs = torch.arange(start, stop, device=rows.device).repeat_interleave(self.batch)
         disp = tuple(self.eps * t for t in source.block(start, stop))
         for round_ in range(m):
             if round_ > 0:
-                disp = tuple(self.eps * t for t in source.random(rows.numel()))
+                disp = tuple(self.eps * t for t in source.fresh(round_, dirs))
             disp, g, phi = self.evaluate(rows, disp)
             self.keep(rows, disp, g, phi, phi < 0)
-            rows, disp = _subset(phi >= 0, rows, tuple(-d for d in disp))
+            rows, (dirs, *rest) = _subset(phi >= 0, rows, (dirs,) + tuple(-d for d in disp))
+            disp = tuple(rest)
             if rows.numel() == 0:
                 return
             disp, g, phi = self.evaluate(rows, disp)
             self.keep(rows, disp, g, phi, phi < 0)
-            rows, disp = _subset(phi >= 0, rows, disp)
+            rows, (dirs, *rest) = _subset(phi >= 0, rows, (dirs,) + disp)
+            disp = tuple(rest)
             if rows.numel() == 0:
                 return
 
@@ -424,6 +508,7 @@ class _Run:
         rows = self.rows_for(stop - start)
         u = source.block(start, stop)
         best: Optional[Tuple[Tensors, Tensors, Tensor]] = None
+        g: Tensors = ()
         for i in range(m):
             if i > 0:
                 g_unit = _normalize(g)
@@ -454,11 +539,14 @@ def _check_arguments(
 ) -> Tuple[int, int]:
     """Validate the arguments; return the resolved ``n`` and ``m``."""
     for i, x in enumerate(xs):
+        name = "inputs" if len(xs) == 1 else f"inputs[{i}]"
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"`inputs[{i}]` must be a floating-point tensor")
+            raise TypeError(f"`{name}` must be a floating-point tensor")
+        if x.dim() == 0 or x.shape[0] != xs[0].shape[0]:
+            raise ValueError(f"`{name}` must have a batch dimension of {xs[0].shape[0]}, got "
+                             f"shape {tuple(x.shape)}")
+        check_finite(name, x)
     check_positive("eps", eps)
-    if not math.isfinite(eps):
-        raise ValueError(f"`eps` must be finite, got {eps}")
     if sampling not in SAMPLINGS:
         raise ValueError(f"`sampling` must be one of {SAMPLINGS}, got {sampling!r}")
     if aggregation not in AGGREGATIONS:
@@ -472,7 +560,11 @@ def _check_arguments(
     if internal_batch_size is not None:
         check_int_at_least("internal_batch_size", internal_batch_size, 1)
     if clamp is not None:
-        if not (isinstance(clamp, (tuple, list)) and len(clamp) == 2 and clamp[0] < clamp[1]):
+        if not (isinstance(clamp, (tuple, list)) and len(clamp) == 2):
+            raise ValueError(f"`clamp` must be a pair (lo, hi) with lo < hi, got {clamp!r}")
+        check_number("clamp[0]", clamp[0], allow_inf=True)
+        check_number("clamp[1]", clamp[1], allow_inf=True)
+        if not clamp[0] < clamp[1]:
             raise ValueError(f"`clamp` must be a pair (lo, hi) with lo < hi, got {clamp!r}")
     if given is None:
         n = DEFAULT_N if n is None else n
@@ -491,7 +583,8 @@ def _check_directions(xs: Tensors, given: Tensors) -> int:
     if len(given) != len(xs):
         raise ValueError(f"`directions` must have one tensor per input ({len(xs)}), got "
                          f"{len(given)}")
-    counts, norms = set(), 0
+    counts: set = set()
+    norms: Union[int, Tensor] = 0
     for i, (d, x) in enumerate(zip(given, xs)):
         if not isinstance(d, Tensor) or not d.is_floating_point():
             raise TypeError(f"`directions[{i}]` must be a floating-point tensor")
@@ -502,6 +595,7 @@ def _check_directions(xs: Tensors, given: Tensors) -> int:
             raise ValueError(
                 f"`directions[{i}]` must have shape (n, {', '.join(map(str, x.shape[1:]))}) or "
                 f"(B, n, ...) matching input {i} of shape {tuple(x.shape)}, got {tuple(d.shape)}")
+        check_finite(f"directions[{i}]", d)
         counts.add(d.shape[0] if shared else d.shape[1])
         sq = d.detach().pow(2).flatten(2 if per_sample else 1).sum(-1)
         norms = norms + (sq if per_sample else sq.unsqueeze(0))
