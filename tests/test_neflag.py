@@ -612,9 +612,6 @@ def test_diagnostics_are_a_frozen_dataclass_that_still_unpacks():
         assert len(typing.get_overloads(NeFLAG.attribute)) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="captum_ext._utils.warn_external passes stacklevel one "
-                   "frame short (a direct call points at _utils.py); remove this marker once "
-                   "the shared helper is fixed")
 def test_warning_points_at_the_caller():
     def constant(x):
         return x.sum(1, keepdim=True) * 0.0
