@@ -284,3 +284,23 @@ def test_feature_masks():
         slic_feature_mask(torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="`cell`"):
         grid_feature_mask(8, 8, cell=0)
+
+
+# --- issue 13: feature masks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", [(4,), (4, 4, 4), "4", 2.5, True])
+def test_grid_feature_mask_refuses_a_bad_cell_naming_it(cell):
+    with pytest.raises((ValueError, TypeError), match="`cell`"):
+        grid_feature_mask(8, 8, cell=cell)
+
+
+def test_slic_feature_mask_empty_batch_and_nan():
+    empty = slic_feature_mask(torch.zeros(0, 3, 16, 12))
+    assert empty.shape == (0, 1, 16, 12) and empty.dtype == torch.long
+    bad = torch.rand(1, 3, 16, 16)
+    bad[0, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="`images` contains NaN"):
+        slic_feature_mask(bad)
+    with pytest.raises(ValueError, match="`compactness`"):
+        slic_feature_mask(torch.rand(1, 3, 16, 16), compactness=float("inf"))
