@@ -249,7 +249,10 @@ def test_model_left_unchanged_also_when_it_raises():
 
         def forward(self, x):
             self.calls += 1
-            if self.calls == 3:
+            if self.calls == 3:  # leaves a mess behind, then raises mid-forward
+                self.net.eval()
+                self.net[0].register_forward_hook(lambda *a: None)
+                next(self.parameters()).requires_grad_(False)
                 raise RuntimeError("boom")
             return self.net(x)
 
@@ -259,7 +262,7 @@ def test_model_left_unchanged_also_when_it_raises():
     occ = InpaintingOcclusion(model)
     with pytest.raises(RuntimeError, match="boom"):
         occ.attribute(INPUT, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4), target=0)
-    assert occ._inpainting_forward.fallbacks is None  # wrapper deactivated
+    assert occ._inpainting_forward.state is None  # wrapper deactivated
     assert model.training and num_hooks(model) == 0
     assert [p.requires_grad for p in model.parameters()] == flags
     assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
@@ -304,3 +307,159 @@ def test_slic_feature_mask_empty_batch_and_nan():
         slic_feature_mask(bad)
     with pytest.raises(ValueError, match="`compactness`"):
         slic_feature_mask(torch.rand(1, 3, 16, 16), compactness=float("inf"))
+
+
+# --- issue 16: Captum's numbers exactly with a constant inpainter equal to the baselines -----
+
+
+class SeenByModel:
+    """A linear model on any dtype that keeps every tensor it is called with."""
+
+    def __init__(self, future: bool = False):
+        torch.manual_seed(3)
+        self.linear = nn.Linear(16, 2)
+        self.seen = []
+        self.future = future
+
+    def __call__(self, x):
+        self.seen.append(x.clone())
+        out = self.linear(x.to(torch.float64).float().flatten(1))
+        if not self.future:
+            return out
+        fut = torch.futures.Future()
+        fut.set_result(out)
+        return fut
+
+
+CAPTUM = {"occlusion": Occlusion, "feature_ablation": FeatureAblation,
+          "svs": ShapleyValueSampling, "lime": Lime, "kernel_shap": KernelShap}
+OURS = {"occlusion": InpaintingOcclusion, "feature_ablation": InpaintingFeatureAblation,
+        "svs": InpaintingShapleyValueSampling, "lime": InpaintingLime,
+        "kernel_shap": InpaintingKernelShap}
+SMALL_MASK = torch.arange(16).view(1, 1, 4, 4) // 4
+
+
+def small_kwargs(kind):
+    if kind == "occlusion":
+        return dict(sliding_window_shapes=(1, 2, 2), perturbations_per_eval=2)
+    extra = {"svs": dict(n_samples=2, perturbations_per_eval=2),
+             "lime": dict(n_samples=6, perturbations_per_eval=4),
+             "kernel_shap": dict(n_samples=6), "feature_ablation": dict(perturbations_per_eval=3)}
+    return dict(feature_mask=SMALL_MASK, **extra[kind])
+
+
+def captum_pair(kind, x, baselines, future=False):
+    """(ours with ConstantInpainter(baselines), Captum with baselines), and what each model saw."""
+    theirs_model, ours_model = SeenByModel(future), SeenByModel(future)
+    extra = {"similarity_func": binary_cosine_similarity()} if kind == "lime" else {}
+    method = "attribute_future" if future else "attribute"
+    torch.manual_seed(1)
+    theirs = getattr(CAPTUM[kind](theirs_model, **extra), method)(
+        x, baselines=baselines, target=0, **small_kwargs(kind))
+    torch.manual_seed(1)
+    ours = getattr(OURS[kind](ours_model, inpainter=ConstantInpainter(baselines), **extra), method)(
+        x, baselines=baselines, target=0, **small_kwargs(kind))
+    if future:
+        theirs, ours = theirs.wait(), ours.wait()
+    return ours, theirs, ours_model.seen, theirs_model.seen
+
+
+def assert_same_as_captum(ours, theirs, seen_ours, seen_theirs):
+    assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
+    assert len(seen_ours) == len(seen_theirs)
+    for a, b in zip(seen_ours, seen_theirs):  # the model sees exactly Captum's tensors
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+DTYPES = [torch.int64, torch.uint8, torch.bool, torch.float32]
+
+
+def int_images(dtype):
+    return (torch.arange(32).view(2, 1, 4, 4) * 7 % 5 + 1).to(dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("baselines", [0, 2, 0.37], ids=["int0", "int2", "float"])
+def test_integer_and_boolean_inputs_match_captum(kind, dtype, baselines):
+    # used to raise (the sentinel cannot be stored) or, for ShapleyValueSampling, return
+    # silently wrong numbers (the sentinel was cast into the tensor and never replaced)
+    assert_same_as_captum(*captum_pair(kind, int_images(dtype), baselines))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_per_example_baselines_match_captum(kind, dtype):
+    # Lime and KernelShap attribute one example at a time: a (B, ...) baseline used to be
+    # applied to the wrong rows (a RuntimeError, or silently wrong when the perturbed batch
+    # was a multiple of B)
+    x = int_images(dtype)
+    if kind == "svs":
+        pytest.skip("Captum's ShapleyValueSampling itself fails on (B, 1, 1, 1) baselines; "
+                    "full-shape baselines are covered by the float case below")
+    per_example = torch.tensor([3, 1]).view(2, 1, 1, 1).to(torch.int64 if dtype == torch.bool else dtype)
+    assert_same_as_captum(*captum_pair(kind, x, per_example))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_full_shape_per_example_float_baselines_match_captum(kind):
+    x = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(5))
+    base = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(6))
+    assert_same_as_captum(*captum_pair(kind, x, base))
+
+
+@pytest.mark.parametrize("kind", ["feature_ablation", "svs"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float32], ids=str)
+def test_attribute_future_inpaints_and_matches_captum(kind, dtype):
+    # used to be inherited unchanged: Captum's result with the plain baseline, no inpainting
+    x = int_images(dtype)
+    base = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(7)) * 3
+    baselines = 2 if dtype == torch.int64 else base
+    assert_same_as_captum(*captum_pair(kind, x, baselines, future=True))
+    # with a real inpainter the future result equals attribute's, not Captum's plain baseline
+    xf = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(8))
+    method_future = OURS[kind](SeenByModel(future=True), inpainter="harmonic")
+    method_now = OURS[kind](SeenByModel(), inpainter="harmonic")
+    torch.manual_seed(2)
+    fut = method_future.attribute_future(xf, target=0, **small_kwargs(kind)).wait()
+    torch.manual_seed(2)
+    now = method_now.attribute(xf, target=0, **small_kwargs(kind))
+    torch.manual_seed(2)
+    plain = CAPTUM[kind](SeenByModel(future=True)).attribute_future(
+        xf, target=0, **small_kwargs(kind)).wait()
+    assert torch.equal(fut, now) and not torch.equal(fut, plain)
+
+
+@pytest.mark.parametrize("kind", ["occlusion", "lime", "kernel_shap"])
+def test_attribute_future_not_in_captum_raises_a_clear_error(kind):
+    method = OURS[kind](SeenByModel(future=True))
+    with pytest.raises(NotImplementedError, match=f"attribute_future is not implemented for {OURS[kind].__name__}"):
+        method.attribute_future(int_images(torch.float32), target=0, **small_kwargs(kind))
+
+
+def test_per_example_baselines_are_the_all_hole_fallback_of_each_example():
+    rec = SeenByModel()
+    x = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(9))
+    base = torch.tensor([5.0, -5.0]).view(2, 1, 1, 1)
+    InpaintingKernelShap(rec, inpainter="harmonic").attribute(
+        x, baselines=base, target=0, feature_mask=SMALL_MASK, n_samples=6)
+    rows = torch.cat(rec.seen[1:])  # after Captum's whole-batch check, example 0 then 1
+    empty = [r for r in rows if bool((r == 5.0).all()) or bool((r == -5.0).all())]
+    first_half = rows[: len(rows) // 2]
+    assert empty and all(not bool((r == -5.0).all()) for r in first_half)
+    assert any(bool((r == 5.0).all()) for r in first_half)
+
+
+def test_nan_inputs_and_baselines_are_refused_naming_the_argument():
+    occ = InpaintingOcclusion(small_net())
+    bad = INPUT.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="`inputs` contains NaN"):
+        occ.attribute(bad, sliding_window_shapes=(3, 4, 4), target=0)
+    with pytest.raises(ValueError, match=r"`inputs\[1\]` contains NaN"):
+        InpaintingFeatureAblation(lambda a, b: a.sum((1, 2, 3)) + b.sum(1)).attribute(
+            (INPUT, torch.tensor([[float("inf")], [0.0]])))
+    with pytest.raises(ValueError, match="`baselines`"):
+        occ.attribute(INPUT, sliding_window_shapes=(3, 4, 4), target=0, baselines=float("nan"))
+    with pytest.raises(ValueError, match="`inpainter`"):
+        InpaintingLime(small_net(), inpainter=float("inf"))
