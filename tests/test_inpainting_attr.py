@@ -1,5 +1,7 @@
 """Tests of the inpainting versions of Captum's perturbation methods."""
 
+import math
+
 import pytest
 import torch
 from captum.attr import (
@@ -463,3 +465,82 @@ def test_nan_inputs_and_baselines_are_refused_naming_the_argument():
         occ.attribute(INPUT, sliding_window_shapes=(3, 4, 4), target=0, baselines=float("nan"))
     with pytest.raises(ValueError, match="`inpainter`"):
         InpaintingLime(small_net(), inpainter=float("inf"))
+
+
+# --- issue 15.2: the paper's settings as presets ----------------------------------------------
+
+
+def test_paper_presets_hold_the_settings_of_the_authors_code():
+    from captum_ext.attr.inpainting import PAPER_PRESETS
+
+    assert dict(PAPER_PRESETS["lime"]) == {
+        "n_samples": 500, "n_segments": 50, "compactness": 30.0, "sigma": 3.0,
+        "kernel_width": 0.25, "ridge_alpha": 1.0, "softmax": True}
+    assert dict(PAPER_PRESETS["occlusion"]) == {
+        "window": 29, "stride": 3, "softmax": True, "image_size": 224}
+
+
+def test_lime_paper_preset_ridge_kernel_softmax_samples_and_superpixels():
+    from captum._utils.models.linear_model import SkLearnRidge
+
+    net = small_net()
+    lime = InpaintingLime(net, inpainter=0.0, preset="paper")
+    model = lime.interpretable_model
+    assert isinstance(model, SkLearnRidge) and model.construct_kwargs == {"alpha": 1.0}
+    half = torch.tensor([[1.0, 1.0, 0.0, 0.0]])  # cosine distance 1 - 1/sqrt(2) to all ones
+    d = 1 - 2 ** -0.5
+    assert torch.allclose(lime.similarity_func(None, None, half),
+                          torch.tensor(math.exp(-d**2 / 0.25**2) ** 0.5))
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(lime.forward_func(x), torch.softmax(net(x), dim=1))
+    assert float(InpaintingLime(net).forward_func(x).sum()) != pytest.approx(1.0)  # logits
+
+    rec = Recorder(net)
+    torch.manual_seed(0)
+    preset = InpaintingLime(rec, inpainter=0.0, preset="paper").attribute(
+        x, target=1, perturbations_per_eval=100)
+    assert sum(len(seen) for seen in rec.seen) == 500  # 500 samples
+    torch.manual_seed(0)
+    explicit = Lime(lambda t: torch.softmax(net(t), dim=1), interpretable_model=SkLearnRidge(alpha=1.0),
+                    similarity_func=binary_cosine_similarity(0.25)).attribute(
+        x, target=1, baselines=0.0, n_samples=500, perturbations_per_eval=100,
+        feature_mask=slic_feature_mask(x, n_segments=50, compactness=30.0, sigma=3.0))
+    assert torch.equal(preset, explicit)
+    with pytest.raises(ValueError, match="`preset`"):
+        InpaintingLime(net, preset="fig3")
+
+
+def test_occlusion_paper_preset_window_stride_and_softmax():
+    marker = 7.0
+    rec = Recorder(small_net())
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    occ = InpaintingOcclusion(rec, inpainter=marker, preset="paper")
+    with pytest.warns(UserWarning, match="224 x 224"):
+        attr = occ.attribute(x, target=0, perturbations_per_eval=200)
+    rows = torch.cat(rec.seen[1:])
+    assert rows.shape[0] == 13 * 13  # Captum's count per side: ceil((64 - 29) / 3) + 1
+    holes = (rows == marker).all(dim=1)
+    for i, j in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        row = i + 13 * j  # Captum shifts the first spatial dimension fastest
+        expected = torch.zeros(64, 64, dtype=torch.bool)
+        expected[3 * i:3 * i + 29, 3 * j:3 * j + 29] = True
+        assert torch.equal(holes[row], expected)
+    with torch.no_grad():
+        p = torch.softmax(small_net()(x), dim=1)[0, 0]
+        first = torch.softmax(small_net()(rows[:1]), dim=1)[0, 0]
+    assert attr[0, 0, 0, 0] == pytest.approx(float(p - first), abs=1e-6)  # only window 0 covers it
+
+    class Stop(Exception):
+        pass
+
+    def stop(_):
+        raise Stop
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at the paper's own size
+        with pytest.raises(Stop):
+            InpaintingOcclusion(stop, preset="paper").attribute(torch.rand(1, 3, 224, 224), target=0)
+    with pytest.raises(TypeError, match="sliding_window_shapes"):
+        InpaintingOcclusion(small_net()).attribute(x, target=0)
