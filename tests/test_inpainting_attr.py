@@ -544,3 +544,33 @@ def test_occlusion_paper_preset_window_stride_and_softmax():
             InpaintingOcclusion(stop, preset="paper").attribute(torch.rand(1, 3, 224, 224), target=0)
     with pytest.raises(TypeError, match="sliding_window_shapes"):
         InpaintingOcclusion(small_net()).attribute(x, target=0)
+
+
+# --- issue 13: empty batch, targets, parameters ------------------------------------------------
+
+
+def never_called(*_):
+    raise AssertionError("the model must not run on an empty batch")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_batch_returns_an_empty_result_without_running_the_model(kind):
+    x = torch.zeros(0, 1, 4, 4)
+    out = OURS[kind](never_called).attribute(x, target=0, **small_kwargs(kind))
+    assert out.shape == (0, 1, 4, 4)
+    ints = OURS[kind](never_called).attribute(x.long(), target=0, **small_kwargs(kind))
+    assert ints.shape == (0, 1, 4, 4) and ints.is_floating_point()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_target_and_batching_arguments_name_the_argument(kind):
+    x = int_images(torch.float32)
+    method = OURS[kind](SeenByModel())
+    kwargs = small_kwargs(kind)
+    with pytest.raises(ValueError, match="`target` has 3 entries"):
+        method.attribute(x, target=[0, 1, 0], **kwargs)
+    with pytest.raises(ValueError, match="`perturbations_per_eval`"):
+        method.attribute(x, target=0, **{**kwargs, "perturbations_per_eval": 0})
+    if "n_samples" in kwargs:
+        with pytest.raises(ValueError, match="`n_samples`"):
+            method.attribute(x, target=0, **{**kwargs, "n_samples": 0})

@@ -45,7 +45,13 @@ from captum.attr import FeatureAblation, KernelShap, Lime, Occlusion, ShapleyVal
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_ext._checks import check_choice, check_finite, check_positive
+from captum_ext._checks import (
+    check_choice,
+    check_finite,
+    check_int_at_least,
+    check_positive,
+    check_target,
+)
 from captum_ext._compat import (
     SkLearnRidge,
     TargetType,
@@ -288,8 +294,10 @@ class _InpaintingMixin:
 
     @contextmanager
     def _inpainting(self, inputs: TensorOrTupleOfTensorsGeneric, baselines: BaselineArg,
-                    inpainter: Optional[InpainterLike],
-                    additional_forward_args: Any) -> Iterator[Tuple[Any, Any, Tuple[Any, ...]]]:
+                    inpainter: Optional[InpainterLike], additional_forward_args: Any,
+                    target: TargetType = None, perturbations_per_eval: int = 1,
+                    n_samples: Optional[int] = None,
+                    ) -> Iterator[Tuple[Any, Any, Tuple[Any, ...]]]:
         """Activate the wrapper for one call.
 
         Yields ``(inputs, baselines, additional_forward_args)`` to hand to the parent: the
@@ -325,6 +333,10 @@ class _InpaintingMixin:
                 )
             carriers.append(carrier)
         batch_size = inputs_tuple[0].shape[0] if inputs_tuple[0].dim() > 0 else 1
+        check_target(target, batch_size)
+        check_int_at_least("perturbations_per_eval", perturbations_per_eval, 1)
+        if n_samples is not None:
+            check_int_at_least("n_samples", n_samples, 1)
         index = torch.arange(batch_size, device=inputs_tuple[0].device)
         user_args = _format_additional_forward_args(additional_forward_args)
         args = (index,) if user_args is None else tuple(user_args) + (index,)
@@ -344,6 +356,17 @@ class _InpaintingMixin:
                 yield (tuple(carriers) if is_tuple else carriers[0]), sentinel, args
             finally:
                 wrapper.state = saved
+
+    @staticmethod
+    def _empty_result(inputs: TensorOrTupleOfTensorsGeneric) -> Optional[Any]:
+        """Attributions for a batch of 0 examples (no model run), else None."""
+        inputs_tuple = as_tuple(inputs)
+        first = inputs_tuple[0] if inputs_tuple else None
+        if not isinstance(first, Tensor) or first.dim() == 0 or first.shape[0] != 0:
+            return None
+        zeros = tuple(torch.zeros(x.shape, device=x.device, dtype=x.dtype if x.is_floating_point()
+                                  else torch.get_default_dtype()) for x in inputs_tuple)
+        return zeros if isinstance(inputs, tuple) else zeros[0]
 
     @property
     def model_forward(self) -> Callable[..., Any]:
@@ -461,8 +484,11 @@ class InpaintingOcclusion(_InpaintingMixin, Occlusion):
                 )
         if sliding_window_shapes is None:
             raise TypeError("`sliding_window_shapes` is required (or use preset='paper')")
-        with self._inpainting(inputs, baselines, inpainter, additional_forward_args) as (
-                carried, sentinel, args):
+        empty = self._empty_result(inputs)
+        if empty is not None:
+            return empty
+        with self._inpainting(inputs, baselines, inpainter, additional_forward_args, target,
+                              perturbations_per_eval) as (carried, sentinel, args):
             return Occlusion.attribute(
                 self, carried, sliding_window_shapes, strides=strides, baselines=sentinel,
                 target=target, additional_forward_args=args,
@@ -545,8 +571,11 @@ class InpaintingFeatureAblation(_InpaintingMixin, FeatureAblation):
             >>> bool(torch.equal(ours, theirs))
             True
         """
-        with self._inpainting(inputs, baselines, inpainter, additional_forward_args) as (
-                carried, sentinel, args):
+        empty = self._empty_result(inputs)
+        if empty is not None:
+            return empty
+        with self._inpainting(inputs, baselines, inpainter, additional_forward_args, target,
+                              perturbations_per_eval) as (carried, sentinel, args):
             return FeatureAblation.attribute(
                 self, carried, baselines=sentinel, target=target, additional_forward_args=args,
                 feature_mask=feature_mask, perturbations_per_eval=perturbations_per_eval,
@@ -586,8 +615,8 @@ class InpaintingFeatureAblation(_InpaintingMixin, FeatureAblation):
             >>> bool(torch.allclose(fut.wait(), now))
             True
         """
-        with self._inpainting(inputs, baselines, inpainter, additional_forward_args) as (
-                carried, sentinel, args):
+        with self._inpainting(inputs, baselines, inpainter, additional_forward_args, target,
+                              perturbations_per_eval) as (carried, sentinel, args):
             return FeatureAblation.attribute_future(
                 self, carried, baselines=sentinel, target=target, additional_forward_args=args,
                 feature_mask=feature_mask, perturbations_per_eval=perturbations_per_eval,
@@ -667,8 +696,11 @@ class InpaintingShapleyValueSampling(_InpaintingMixin, ShapleyValueSampling):
             >>> bool(torch.allclose(per_feature.sum(), gap.squeeze(), atol=1e-5))
             True
         """
-        with self._inpainting(inputs, baselines, inpainter, additional_forward_args) as (
-                carried, sentinel, args):
+        empty = self._empty_result(inputs)
+        if empty is not None:
+            return empty
+        with self._inpainting(inputs, baselines, inpainter, additional_forward_args, target,
+                              perturbations_per_eval, n_samples) as (carried, sentinel, args):
             return ShapleyValueSampling.attribute(
                 self, carried, baselines=sentinel, target=target, additional_forward_args=args,
                 feature_mask=feature_mask, n_samples=n_samples,
@@ -710,8 +742,8 @@ class InpaintingShapleyValueSampling(_InpaintingMixin, ShapleyValueSampling):
             >>> bool(torch.allclose(fut.wait(), now))
             True
         """
-        with self._inpainting(inputs, baselines, inpainter, additional_forward_args) as (
-                carried, sentinel, args):
+        with self._inpainting(inputs, baselines, inpainter, additional_forward_args, target,
+                              perturbations_per_eval, n_samples) as (carried, sentinel, args):
             return ShapleyValueSampling.attribute_future(
                 self, carried, baselines=sentinel, target=target, additional_forward_args=args,
                 feature_mask=feature_mask, n_samples=n_samples,
@@ -743,9 +775,12 @@ class _LimeMixin(_InpaintingMixin):
                         feature_mask: Any, n_samples: Optional[int], perturbations_per_eval: int,
                         return_input_shape: bool, show_progress: bool,
                         inpainter: Optional[InpainterLike]) -> TensorOrTupleOfTensorsGeneric:
+        empty = self._empty_result(inputs)
+        if empty is not None and return_input_shape:
+            return empty
         feature_mask, samples = self._preset_arguments(inputs, feature_mask, n_samples)
-        with self._inpainting(inputs, baselines, inpainter, additional_forward_args) as (
-                carried, sentinel, args):
+        with self._inpainting(inputs, baselines, inpainter, additional_forward_args, target,
+                              perturbations_per_eval, samples) as (carried, sentinel, args):
             return parent.attribute(
                 self, carried, baselines=sentinel, target=target, additional_forward_args=args,
                 feature_mask=feature_mask, n_samples=samples,
