@@ -574,3 +574,43 @@ def test_bad_target_and_batching_arguments_name_the_argument(kind):
     if "n_samples" in kwargs:
         with pytest.raises(ValueError, match="`n_samples`"):
             method.attribute(x, target=0, **{**kwargs, "n_samples": 0})
+
+
+@pytest.mark.parametrize("kind", ["feature_ablation", "lime", "kernel_shap"])
+def test_tuple_int_inputs_per_example_baselines_targets_and_args_match_captum(kind):
+    torch.manual_seed(0)
+    linear = nn.Linear(20, 2)
+
+    def model(image, extra, scale):
+        return linear(torch.cat([image.float().flatten(1), extra.float()], 1)) * scale
+
+    x, extra = torch.randint(0, 9, (3, 1, 4, 4)), torch.rand(3, 4)
+    mask = (torch.arange(16).view(1, 1, 4, 4) // 4, torch.arange(4).view(1, 4) + 4)
+    base = (torch.randint(0, 3, (3, 1, 4, 4)), torch.rand(3, 4))
+    kwargs = dict(baselines=base, target=[0, 1, 0], feature_mask=mask,
+                  additional_forward_args=(2.0,), perturbations_per_eval=2)
+    if kind != "feature_ablation":
+        kwargs["n_samples"] = 10
+    extra_init = {"similarity_func": binary_cosine_similarity()} if kind == "lime" else {}
+    torch.manual_seed(3)
+    theirs = CAPTUM[kind](model, **extra_init).attribute((x, extra), **kwargs)
+    torch.manual_seed(3)
+    ours = OURS[kind](model, inpainter=ConstantInpainter(base[0].float()), **extra_init).attribute(
+        (x, extra), **kwargs)
+    assert all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+def test_per_example_fallback_batched_equals_one_at_a_time():
+    net = small_net()
+    x = INPUT
+    base = torch.stack([torch.full((3, 12, 12), 0.8), torch.full((3, 12, 12), -0.3)])
+    fa = InpaintingFeatureAblation(net)
+    batched = fa.attribute(x, baselines=base, target=0, feature_mask=MASK,
+                           perturbations_per_eval=4)
+    single = torch.cat([fa.attribute(x[i:i + 1], baselines=base[i:i + 1], target=0,
+                                     feature_mask=MASK) for i in range(2)])
+    assert torch.allclose(batched, single, atol=1e-6)
+    whole = fa.attribute(x, baselines=base, target=0, feature_mask=torch.zeros_like(MASK))
+    with torch.no_grad():
+        gap = net(x)[:, 0] - net(base)[:, 0]  # all-hole image: each example's own baseline
+    assert torch.allclose(whole[:, 0, 0, 0], gap, atol=1e-6)
