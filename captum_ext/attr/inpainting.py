@@ -60,7 +60,7 @@ from captum_ext._compat import (
 )
 from captum_ext._utils import as_tuple, preserved_model_state, warn_external
 from captum_ext.attr.feature_masks import slic_feature_mask
-from captum_ext.inpaint.base import Inpainter, apply_inpainter
+from captum_ext.inpaint.base import Inpainter, _apply_inpainter
 from captum_ext.inpaint.registry import InpainterLike, resolve_inpainter
 
 __all__ = [
@@ -242,7 +242,8 @@ class _InpaintingForward:
         if isinstance(fallback, Tensor):
             fallback = fallback.to(images.device)
         holes = missing.any(dim=1, keepdim=True)
-        filled = apply_inpainter(inpainter, images, holes, fallback)
+        # the known pixels come from inputs checked once per call (NaN policy)
+        filled = _apply_inpainter(inpainter, images, holes, fallback, check_known=False)
         # channels that were not removed keep their exact values (channel-dependent masks)
         return torch.where(missing, filled.to(x.dtype), x).to(out_dtype)
 

@@ -162,11 +162,13 @@ class Inpainter:
         filled = self.fill(images.masked_fill(holes, 0.0), holes)
         return composite(images, holes, filled, use_fallback=False)
 
-    def _inpaint(self, images: Tensor, holes: Tensor, fallback: Optional[FallbackType]) -> Tensor:
+    def _inpaint(self, images: Tensor, holes: Tensor, fallback: Optional[FallbackType],
+                 check_known: bool = True) -> Tensor:
         holes = check_holes(images, holes)
         if not bool(holes.any()):
             return images
-        _check_known_finite(images, holes)
+        if check_known:
+            _check_known_finite(images, holes)
         if not self.needs_boundary:
             fallback = None
         elif fallback is None:
@@ -219,14 +221,23 @@ def apply_inpainter(
         >>> out[0, 0, 1, 1].item(), seen, torch.equal(out[h == 0], x[h == 0])
         (-1.0, [0.0], True)
     """
+    return _apply_inpainter(inpainter, images, holes, fallback, check_known=True)
+
+
+def _apply_inpainter(inpainter: InpainterFn, images: Tensor, holes: Tensor,
+                     fallback: Optional[FallbackType], check_known: bool) -> Tensor:
+    """:func:`apply_inpainter`; ``check_known=False`` skips the NaN scan of the known pixels
+    for callers that validated them already (the attribution classes check their inputs once
+    per call instead of once per forward batch)."""
     if not callable(inpainter):
         raise TypeError(f"`inpainter` must be callable, got {type(inpainter).__name__}")
     if isinstance(inpainter, Inpainter):
-        return inpainter._inpaint(images, holes, fallback)
+        return inpainter._inpaint(images, holes, fallback, check_known)
     holes = check_holes(images, holes)
     if not bool(holes.any()):
         return images
-    _check_known_finite(images, holes)
+    if check_known:
+        _check_known_finite(images, holes)
 
     def call(rows: Tensor, row_holes: Tensor) -> Tensor:
         filled = inpainter(rows.masked_fill(row_holes, 0.0), row_holes.to(rows.dtype))
