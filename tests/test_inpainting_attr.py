@@ -13,6 +13,8 @@ from captum.attr import (
     ShapleyValueSampling,
 )
 from captum.metrics import infidelity, sensitivity_max
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from captum_ext._compat import SkLearnLinearRegression
@@ -614,3 +616,18 @@ def test_per_example_fallback_batched_equals_one_at_a_time():
     with torch.no_grad():
         gap = net(x)[:, 0] - net(base)[:, 0]  # all-hole image: each example's own baseline
     assert torch.allclose(whole[:, 0, 0, 0], gap, atol=1e-6)
+
+
+@settings(max_examples=6, deadline=None)
+@given(batch=st.integers(1, 3), data=st.data(), kind=st.sampled_from(["occlusion", "feature_ablation"]))
+def test_batched_equals_one_at_a_time_with_the_harmonic_fill(batch, data, kind):
+    targets = data.draw(st.lists(st.integers(0, 2), min_size=batch, max_size=batch))
+    x = torch.rand(batch, 3, 12, 12, generator=torch.Generator().manual_seed(batch))
+    net = small_net()
+    method = OURS[kind](net)
+    args = (dict(sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4)) if kind == "occlusion"
+            else dict(feature_mask=MASK))
+    batched = method.attribute(x, target=targets, perturbations_per_eval=3, **args)
+    single = torch.cat([method.attribute(x[i:i + 1], target=targets[i], **args)
+                        for i in range(batch)])
+    assert torch.allclose(batched, single, atol=1e-6)
