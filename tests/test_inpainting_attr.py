@@ -631,3 +631,16 @@ def test_batched_equals_one_at_a_time_with_the_harmonic_fill(batch, data, kind):
     single = torch.cat([method.attribute(x[i:i + 1], target=targets[i], **args)
                         for i in range(batch)])
     assert torch.allclose(batched, single, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["svs", "kernel_shap"])
+def test_biharmonic_fill_survives_the_empty_coalition(kind):
+    # the empty coalition is an all-hole image: scikit-image's biharmonic solver used to crash
+    pytest.importorskip("skimage")
+    rec = SeenByModel()
+    x = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    kwargs = small_kwargs(kind)
+    torch.manual_seed(0)
+    attr = OURS[kind](rec, inpainter="biharmonic").attribute(x, baselines=0.25, target=0, **kwargs)
+    assert torch.isfinite(attr).all()
+    assert any(bool((seen == 0.25).all()) for seen in rec.seen)  # the empty coalition's fallback
