@@ -95,7 +95,7 @@ def fill_timing(batch: int, repeats: int) -> List[Dict[str, object]]:
     rows = []
     for name, inpainter in (("harmonic", HarmonicInpainter()), ("pull-push", PullPushInpainter())):
         for hole_name, hole in holes.items():
-            seconds = timed(lambda: inpainter(images, hole), repeats)
+            seconds = timed(lambda fill=inpainter, h=hole: fill(images, h), repeats)
             rows.append(dict(inpainter=name, holes=hole_name, ms=1000 * seconds / batch))
     return rows
 
@@ -125,7 +125,7 @@ def occlusion_overhead(n_images: int, stride: int, repeats: int, ppe: int) -> Di
     x = ((photo()[None] - mean) / std).repeat(n_images, 1, 1, 1)
     args = dict(sliding_window_shapes=(3, 32, 32), strides=(3, stride, stride), target=0,
                 perturbations_per_eval=ppe)
-    plain, inpainting = Occlusion(model), InpaintingOcclusion(model, "harmonic")
+    plain, inpainting = Occlusion(model), InpaintingOcclusion(model, inpainter="harmonic")
     results: Dict[str, List[float]] = {"captum": [], "inpainting": []}
     maps = {}
     with torch.no_grad():

@@ -357,3 +357,123 @@ def test_opencv_fill_stays_in_the_known_value_range():
         inside = filled[holes.expand_as(filled).bool()]
         assert inside.min() >= 0.25 and inside.max() <= 0.7, name  # between the hole's edges
         assert (filled - x).abs().max() < 0.15, name  # float32 input used to give errors near 2
+
+
+# --- issue 13: all-hole images, NaN policy, bad parameters ----------------------------------
+
+
+@pytest.mark.parametrize("inpainter", ALL_BUILTINS, ids=lambda i: type(i).__name__)
+def test_every_builtin_survives_an_all_hole_image(inpainter):
+    # biharmonic used to crash inside scikit-image on an image without a known pixel
+    x = torch.randn(2, 3, 8, 8)
+    holes = torch.zeros(2, 1, 8, 8)
+    holes[0] = 1
+    holes[1, :, 2:5, 2:5] = 1
+    out = inpainter(x, holes)
+    expected = inpainter.value if isinstance(inpainter, ConstantInpainter) else 0.0
+    assert torch.equal(out[0], torch.full_like(x[0], expected))
+    assert torch.equal(out[1][~holes[1].bool().expand(3, 8, 8)], x[1][~holes[1].bool().expand(3, 8, 8)])
+    all_holes = torch.ones(2, 1, 8, 8)
+    assert torch.equal(apply_inpainter(inpainter, x, all_holes, fallback=-3.0),
+                       torch.full_like(x, expected if isinstance(inpainter, ConstantInpainter) else -3.0))
+
+
+def test_callable_never_sees_an_all_hole_image_nor_the_hole_content():
+    seen = []
+
+    def spy(images, holes):
+        seen.append((images.clone(), holes.clone()))
+        return images + 1
+
+    x = torch.rand(3, 2, 6, 6) + 5
+    holes = torch.zeros(3, 1, 6, 6)
+    holes[1] = 1
+    holes[[0, 2], :, 1:3, 1:3] = 1
+    out = apply_inpainter(spy, x, holes, fallback=9.0)
+    (images, got_holes), = seen
+    assert images.shape[0] == 2 and torch.equal(got_holes, holes[[0, 2]])
+    assert torch.equal(images[got_holes.bool().expand_as(images)],
+                       torch.zeros(int(got_holes.sum()) * 2))  # the hole is zeroed
+    assert torch.equal(out[1], torch.full((2, 6, 6), 9.0))
+    assert torch.equal(out[0, :, 1:3, 1:3], torch.ones(2, 2, 2))  # fill of the zeroed hole
+    seen.clear()
+    out = apply_inpainter(spy, x, torch.ones(3, 1, 6, 6))  # every image is all hole
+    assert seen == [] and torch.equal(out, torch.zeros_like(x))
+
+
+def test_nan_among_known_pixels_is_refused_but_a_nan_in_the_hole_is_ignored():
+    x = torch.rand(1, 3, 8, 8)
+    holes = torch.zeros(1, 1, 8, 8)
+    holes[..., 2:4, 2:4] = 1
+    marked = x.clone()
+    marked[..., 2:4, 2:4] = float("nan")  # a caller may mark removed pixels with NaN
+    for inpainter in (HarmonicInpainter(), MeanInpainter(), lambda im, ho: im * 0 + 1):
+        clean = apply_inpainter(inpainter, x, holes)
+        assert torch.equal(apply_inpainter(inpainter, marked, holes), clean)
+        bad = x.clone()
+        bad[0, 1, 0, 0] = float("nan")
+        with pytest.raises(ValueError, match="`images` contains NaN or inf outside the hole"):
+            apply_inpainter(inpainter, bad, holes)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ConstantInpainter(float("nan")), lambda: ConstantInpainter(torch.tensor([1.0, float("inf")])),
+    lambda: HarmonicInpainter(omega=float("nan")), lambda: HarmonicInpainter(tol=float("nan")),
+    lambda: BlurInpainter(float("inf")), lambda: NoiseInpainter(scale=float("nan")),
+    lambda: MeanInpainter(fallback=float("nan")), lambda: OpenCVInpainter(radius=float("inf")),
+])
+def test_nan_and_inf_parameters_are_refused(make):
+    with pytest.raises(ValueError, match="finite"):
+        make()
+
+
+# --- issue 14: one fill API -----------------------------------------------------------------
+
+
+def test_resolve_inpainter_accepts_every_documented_form():
+    from captum_ext.inpaint import Inpainter, resolve_inpainter
+
+    x = torch.rand(2, 3, 6, 6)
+    holes = torch.zeros(2, 1, 6, 6)
+    holes[..., :3, :3] = 1
+    assert torch.equal(apply_inpainter(resolve_inpainter(0.5), x, holes),
+                       torch.where(holes.bool(), torch.tensor(0.5), x))
+    per_channel = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1)
+    assert torch.equal(apply_inpainter(resolve_inpainter(per_channel), x, holes)[1, :, 0, 0],
+                       torch.tensor([1.0, 2.0, 3.0]))
+    assert isinstance(resolve_inpainter("harmonic"), HarmonicInpainter)
+    inp = PullPushInpainter()
+    assert resolve_inpainter(inp) is inp and isinstance(inp, Inpainter)
+    fn = lambda im, ho: im  # noqa: E731
+    assert resolve_inpainter(fn) is fn
+    for bad, err in ((float("nan"), ValueError), (torch.tensor([float("inf")]), ValueError),
+                     (True, TypeError), (None, TypeError), ([0.5], TypeError)):
+        with pytest.raises(err, match="inpainter"):
+            resolve_inpainter(bad)
+
+
+def test_base_does_not_import_the_inpainters_module():
+    """The interface (base.py) is imported by inpainters.py, never the other way round."""
+    import ast
+    import inspect
+
+    from captum_ext.inpaint import base
+
+    tree = ast.parse(inspect.getsource(base))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert not any(name and name.startswith("captum_ext.inpaint") for name in imported)
+    assert inpainters_module.Inpainter is base.Inpainter
+
+
+def test_per_example_constant_selects_rows():
+    value = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 2, 4, 4)
+    const = ConstantInpainter(value)
+    picked = const.for_examples(torch.tensor([2, 2, 0]))
+    x = torch.rand(3, 2, 4, 4)
+    out = picked(x, torch.ones(3, 1, 4, 4))
+    assert out[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    assert ConstantInpainter(1.0).for_examples(torch.tensor([0, 1])).value == 1.0
+    with pytest.raises(ValueError, match="one per example"):
+        const.for_examples(torch.tensor([3]))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_ext._utils import check_image_batch, check_int_at_least, check_positive
+from captum_ext._checks import check_finite, check_image_batch, check_int_at_least, check_positive
 
 
 def grid_feature_mask(height: int, width: int, cell: Union[int, tuple] = 8,
@@ -34,7 +34,14 @@ def grid_feature_mask(height: int, width: int, cell: Union[int, tuple] = 8,
     """
     check_int_at_least("height", height, 1)
     check_int_at_least("width", width, 1)
-    cell_h, cell_w = (cell, cell) if isinstance(cell, int) else tuple(cell)
+    if isinstance(cell, int) and not isinstance(cell, bool):
+        cell_h, cell_w = cell, cell
+    elif isinstance(cell, (tuple, list)) and len(cell) == 2:
+        cell_h, cell_w = cell
+    else:
+        raise ValueError(
+            f"`cell` must be an int or a tuple of two ints (height, width), got {cell!r}"
+        )
     check_int_at_least("cell", cell_h, 1)
     check_int_at_least("cell", cell_w, 1)
     rows = torch.arange(height, device=device) // cell_h
@@ -59,6 +66,10 @@ def slic_feature_mask(images: Tensor, n_segments: int = 50, compactness: float =
 
     Returns:
         Tensor: long ``(B, 1, H, W)`` on ``images.device``; each image's ids are 0 .. n_i-1.
+        A batch of 0 images gives an empty ``(0, 1, H, W)`` mask.
+
+    Raises:
+        ValueError: ``images`` is not 4-D or contains NaN or inf (naming ``images``).
 
     Examples::
 
@@ -70,14 +81,18 @@ def slic_feature_mask(images: Tensor, n_segments: int = 50, compactness: float =
     check_int_at_least("n_segments", n_segments, 1)
     check_positive("compactness", compactness)
     check_positive("sigma", sigma, allow_zero=True)
+    check_finite("images", images)
+    if images.shape[0] == 0:
+        return torch.zeros((0, 1) + tuple(images.shape[2:]), dtype=torch.long,
+                           device=images.device)
     from skimage.segmentation import slic
 
     data = images.detach().to("cpu", torch.float64)
     low = data.amin(dim=(1, 2, 3), keepdim=True)
     span = (data.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-12)
-    data = ((data - low) / span).permute(0, 2, 3, 1).numpy()
+    scaled = ((data - low) / span).permute(0, 2, 3, 1).numpy()
     masks = []
-    for image in data:  # scikit-image segments one image at a time
+    for image in scaled:  # scikit-image segments one image at a time
         labels = slic(image, n_segments=n_segments, compactness=compactness, sigma=sigma,
                       start_label=0, channel_axis=-1, convert2lab=image.shape[-1] == 3)
         masks.append(np.unique(labels, return_inverse=True)[1].reshape(labels.shape))

@@ -1,11 +1,19 @@
 """The inpainter interface and the safe call every user of an inpainter goes through.
 
-An inpainter is any callable ``inpaint(images, holes) -> images`` with images ``(B, C, H, W)``
-(floating point, in whatever space the caller works in) and holes ``(B, 1, H, W)`` with
-``1 = missing``. :func:`apply_inpainter` wraps the call: it validates both tensors, zeroes the
-hole before the call (nothing of the removed content can leak into the fill), checks the shape
-of what comes back, re-composites ``(1 - H) * x + H * fill`` so known pixels stay bit-exact, and
-gives images that are entirely hole (no boundary to inpaint from) a constant fallback.
+The one contract of a fill (``inpainter=`` everywhere in captum-ext):
+
+- an inpainter is a callable ``inpaint(images, holes) -> images``: images ``(B, C, H, W)``
+  (floating point, in whatever space the caller works in) and holes ``(B, 1, H, W)`` with
+  ``1 = missing``;
+- it must not rely on what the images hold inside the hole: :func:`apply_inpainter` **zeroes
+  the hole before every call** (nothing of the removed content can leak into the fill);
+- only its values inside the hole are used: :func:`apply_inpainter` re-composites
+  ``(1 - H) * x + H * fill``, so known pixels come back bit-exact;
+- an image that is entirely hole has no boundary to inpaint from: it is not passed to an
+  inpainter that needs a boundary and gets a constant ``fallback`` instead.
+
+:class:`Inpainter` is the base class of the built-ins (this module, so that
+:mod:`captum_ext.inpaint.inpainters` imports from here and never the other way round).
 """
 
 from typing import Callable, Optional, Union
@@ -13,10 +21,13 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor
 
-from captum_ext._utils import check_image_batch
+from captum_ext._checks import check_image_batch
 
 InpainterFn = Callable[[Tensor, Tensor], Tensor]
 FallbackType = Union[float, int, Tensor]
+
+__all__ = ["FallbackType", "Inpainter", "InpainterFn", "apply_inpainter", "check_holes",
+           "composite"]
 
 
 def check_holes(images: Tensor, holes: Tensor, name: str = "holes") -> Tensor:
@@ -54,9 +65,121 @@ def check_holes(images: Tensor, holes: Tensor, name: str = "holes") -> Tensor:
     return holes.to(images.device).expand(batch, 1, height, width)
 
 
+def _check_known_finite(images: Tensor, holes: Tensor) -> None:
+    """NaN policy: a NaN or inf among the *known* pixels is an error (the hole may hold any)."""
+    bad = ~(torch.isfinite(images) | holes)
+    if bool(bad.any()):
+        raise ValueError(
+            f"`images` contains NaN or inf outside the hole ({int(bad.sum())} of "
+            f"{images.numel()} values)"
+        )
+
+
 def _fallback_like(images: Tensor, fallback: FallbackType) -> Tensor:
     value = torch.as_tensor(fallback, dtype=images.dtype, device=images.device)
-    return torch.broadcast_to(value, images.shape)
+    try:
+        return torch.broadcast_to(value, images.shape)
+    except RuntimeError as err:
+        raise ValueError(
+            f"`fallback` of shape {tuple(value.shape)} does not broadcast to the images "
+            f"{tuple(images.shape)}"
+        ) from err
+
+
+def _fill_by_rows(images: Tensor, holes: Tensor, fill: Callable[[Tensor, Tensor], Tensor],
+                  fallback: Optional[FallbackType]) -> Tensor:
+    """Composite ``fill`` on the images that have a boundary; all-hole images get ``fallback``.
+
+    ``fill(images, holes)`` returns the composite for the rows it is given. With ``fallback``
+    None every row goes to ``fill`` (inpainters that need no boundary, e.g. a constant).
+    """
+    if fallback is None:
+        return fill(images, holes)
+    all_hole = holes.flatten(1).all(dim=1)
+    if not bool(all_hole.any()):
+        return fill(images, holes)
+    out = _fallback_like(images, fallback).clone()
+    keep = ~all_hole
+    if bool(keep.any()):  # an image without boundary never reaches the inpainter
+        out[keep] = fill(images[keep], holes[keep])
+    return out
+
+
+class Inpainter:
+    """Base class of the built-in inpainters.
+
+    ``__call__(images, holes)`` validates both tensors, zeroes the hole, calls :meth:`fill` on
+    the images that have at least one known pixel, re-composites so known pixels stay exact,
+    and gives images that are entirely hole the ``fallback`` value (unless the subclass sets
+    ``needs_boundary = False``, e.g. a constant, which fills every image itself).
+
+    Subclasses implement ``fill(images, holes)``: ``images`` zeroed in the hole, ``holes`` a
+    bool ``(B, 1, H, W)`` tensor; return a tensor of the images' shape (only its values inside
+    the hole are used).
+
+    Args:
+        fallback (float or Tensor): value of images that are entirely hole. Default: 0.
+
+    Examples::
+
+        >>> class Two(Inpainter):
+        ...     def fill(self, images, holes):
+        ...         return torch.full_like(images, 2.0)
+        >>> holes = torch.zeros(2, 1, 2, 2); holes[0, :, 0, 0] = 1; holes[1] = 1
+        >>> Two(fallback=-1.0)(torch.ones(2, 1, 2, 2), holes).flatten().tolist()
+        [2.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0]
+    """
+
+    needs_boundary: bool = True
+    #: True when ``fill`` zeroes the hole itself and returns known pixels bit-exact (saves
+    #: two full-image passes); ``__call__`` then skips its own zeroing and compositing.
+    self_compositing: bool = False
+
+    def __init__(self, fallback: FallbackType = 0.0) -> None:
+        if isinstance(fallback, bool) or not isinstance(fallback, (int, float, Tensor)):
+            raise TypeError(
+                f"`fallback` must be a number or a Tensor, got {type(fallback).__name__}"
+            )
+        if not bool(torch.isfinite(torch.as_tensor(fallback, dtype=torch.float64)).all()):
+            raise ValueError(f"`fallback` must be finite, got {fallback}")
+        self.fallback = fallback
+
+    def fill(self, images: Tensor, holes: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def for_examples(self, index: Tensor) -> "Inpainter":
+        """The inpainter to use for rows that belong to the examples ``index`` of a batch.
+
+        The attribution classes evaluate many perturbed copies of each example; they call this
+        with the example index of every row. Built-ins are the same for every example and
+        return ``self``; :class:`ConstantInpainter` with one value per example selects rows.
+        """
+        return self
+
+    def _composite(self, images: Tensor, holes: Tensor) -> Tensor:
+        if self.self_compositing:
+            return self.fill(images, holes)
+        filled = self.fill(images.masked_fill(holes, 0.0), holes)
+        return composite(images, holes, filled, use_fallback=False)
+
+    def _inpaint(self, images: Tensor, holes: Tensor, fallback: Optional[FallbackType],
+                 check_known: bool = True) -> Tensor:
+        holes = check_holes(images, holes)
+        if not bool(holes.any()):
+            return images
+        if check_known:
+            _check_known_finite(images, holes)
+        if not self.needs_boundary:
+            fallback = None
+        elif fallback is None:
+            fallback = self.fallback
+        return _fill_by_rows(images, holes, self._composite, fallback)
+
+    def __call__(self, images: Tensor, holes: Tensor) -> Tensor:
+        return self._inpaint(images, holes, None)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 def apply_inpainter(
@@ -65,14 +188,19 @@ def apply_inpainter(
     holes: Tensor,
     fallback: Optional[FallbackType] = None,
 ) -> Tensor:
-    """Fill the holes of ``images`` with ``inpainter``, safely.
+    """Fill the holes of ``images`` with ``inpainter``, safely: the one way to call a fill.
 
-    Validates, zeroes the hole before the call, checks the returned shape, re-composites so
-    known pixels are returned unchanged, and gives all-hole images the ``fallback`` value (an
-    all-hole image has no boundary; Shapley methods evaluate this empty coalition).
+    Validates both tensors (a NaN or inf among the known pixels raises; the hole may hold
+    anything), **zeroes the hole before the call** (for every inpainter, built-in or a plain
+    callable), does not call the inpainter on images that are entirely hole (they have no
+    boundary; Shapley methods evaluate this empty coalition) but gives them ``fallback``,
+    checks the returned shape, and re-composites so known pixels are returned unchanged.
+
+    Resolve names and numbers first with :func:`captum_ext.inpaint.resolve_inpainter`.
 
     Args:
-        inpainter (callable): ``inpaint(images, holes) -> images``.
+        inpainter (callable): ``inpaint(images, holes) -> images``. A plain callable receives
+            the images with the hole zeroed and the holes as a 0/1 tensor of the images' dtype.
         images (Tensor): ``(B, C, H, W)`` floating point.
         holes (Tensor): ``(B, 1, H, W)`` binary, 1 = missing.
         fallback (float or Tensor, optional): value for images that are entirely hole; a
@@ -87,25 +215,35 @@ def apply_inpainter(
 
         >>> x = torch.arange(16.).reshape(1, 1, 4, 4)
         >>> h = torch.zeros(1, 1, 4, 4); h[..., 1, 1] = 1
-        >>> out = apply_inpainter(lambda im, ho: torch.full_like(im, -1.0), x, h)
-        >>> out[0, 0, 1, 1].item(), torch.equal(out[h == 0], x[h == 0])
-        (-1.0, True)
+        >>> seen = []
+        >>> out = apply_inpainter(lambda im, ho: seen.append(im[0, 0, 1, 1].item()) or
+        ...                       torch.full_like(im, -1.0), x, h)
+        >>> out[0, 0, 1, 1].item(), seen, torch.equal(out[h == 0], x[h == 0])
+        (-1.0, [0.0], True)
     """
+    return _apply_inpainter(inpainter, images, holes, fallback, check_known=True)
+
+
+def _apply_inpainter(inpainter: InpainterFn, images: Tensor, holes: Tensor,
+                     fallback: Optional[FallbackType], check_known: bool) -> Tensor:
+    """:func:`apply_inpainter`; ``check_known=False`` skips the NaN scan of the known pixels
+    for callers that validated them already (the attribution classes check their inputs once
+    per call instead of once per forward batch)."""
     if not callable(inpainter):
         raise TypeError(f"`inpainter` must be callable, got {type(inpainter).__name__}")
+    if isinstance(inpainter, Inpainter):
+        return inpainter._inpaint(images, holes, fallback, check_known)
     holes = check_holes(images, holes)
     if not bool(holes.any()):
         return images
-    from captum_ext.inpaint.inpainters import Inpainter  # local: avoids an import cycle
+    if check_known:
+        _check_known_finite(images, holes)
 
-    if isinstance(inpainter, Inpainter):  # already validates, zeroes and composites
-        out = inpainter(images, holes)
-        if fallback is None or not inpainter.needs_boundary:
-            return out
-        return composite(images, holes, out, fallback, select=False)
-    zeroed = images.masked_fill(holes, 0.0)
-    filled = inpainter(zeroed, holes.to(images.dtype))
-    return composite(images, holes, filled, 0.0 if fallback is None else fallback)
+    def call(rows: Tensor, row_holes: Tensor) -> Tensor:
+        filled = inpainter(rows.masked_fill(row_holes, 0.0), row_holes.to(rows.dtype))
+        return composite(rows, row_holes, filled, use_fallback=False)
+
+    return _fill_by_rows(images, holes, call, 0.0 if fallback is None else fallback)
 
 
 def composite(images: Tensor, holes: Tensor, filled: Tensor, fallback: FallbackType = 0.0,
@@ -123,6 +261,12 @@ def composite(images: Tensor, holes: Tensor, filled: Tensor, fallback: FallbackT
 
     Returns:
         Tensor: the composite.
+
+    Examples::
+
+        >>> holes = torch.tensor([[[[True, False]]], [[[True, True]]]])
+        >>> composite(torch.ones(2, 1, 1, 2), holes, torch.zeros(2, 1, 1, 2), 5.0).tolist()
+        [[[[0.0, 1.0]]], [[[5.0, 5.0]]]]
     """
     if not isinstance(filled, Tensor) or filled.shape != images.shape:
         got = tuple(filled.shape) if isinstance(filled, Tensor) else type(filled).__name__

@@ -1,55 +1,25 @@
 """Built-in inpainters: harmonic (default), pull-push, constant, mean, blur, noise, and the
 optional OpenCV (Telea, Navier-Stokes) and scikit-image (biharmonic) back-ends.
 
-Every inpainter is a callable ``inpaint(images, holes) -> images`` (see
-:mod:`captum_ext.inpaint.base`). The classes here validate their arguments, never look at the
-removed content, and return known pixels unchanged.
+Every inpainter is a callable ``inpaint(images, holes) -> images``; the interface and its
+base class :class:`~captum_ext.inpaint.base.Inpainter` live in :mod:`captum_ext.inpaint.base`
+(this module imports from there, never the other way round). The classes here validate their
+arguments, never look at the removed content, and return known pixels unchanged.
 """
 
 from typing import Optional, Tuple, Union
 
+__all__ = [
+    "BiharmonicInpainter", "BlurInpainter", "ConstantInpainter", "HarmonicInpainter",
+    "Inpainter", "MeanInpainter", "NoiseInpainter", "OpenCVInpainter", "PullPushInpainter",
+]
+
 import torch
 from torch import Tensor
 
-from captum_ext._utils import check_int_at_least, check_positive
-from captum_ext.inpaint.base import FallbackType, check_holes, composite
+from captum_ext._checks import check_int_at_least, check_positive
+from captum_ext.inpaint.base import FallbackType, Inpainter
 from captum_ext.inpaint.harmonic import harmonic_fill, pull_push_fill
-
-
-class Inpainter:
-    """Base class: ``__call__`` validates, zeroes the hole, calls :meth:`fill`, re-composites.
-
-    Subclasses implement ``fill(images, holes)`` with ``images`` zeroed in the hole and
-    ``holes`` a bool ``(B, 1, H, W)`` tensor. Images that are entirely hole get
-    ``fallback`` unless the subclass sets ``needs_boundary = False``.
-
-    Args:
-        fallback (float or Tensor): value of images that are entirely hole. Default: 0.
-    """
-
-    needs_boundary: bool = True
-    #: True when ``fill`` zeroes the hole itself and returns known pixels bit-exact (saves
-    #: two full-image passes); ``__call__`` then skips its own zeroing and compositing.
-    self_compositing: bool = False
-
-    def __init__(self, fallback: FallbackType = 0.0) -> None:
-        self.fallback = fallback
-
-    def fill(self, images: Tensor, holes: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __call__(self, images: Tensor, holes: Tensor) -> Tensor:
-        holes = check_holes(images, holes)
-        if not bool(holes.any()):
-            return images
-        if self.self_compositing:
-            out = self.fill(images, holes)
-            return composite(images, holes, out, self.fallback, use_fallback=True, select=False)
-        filled = self.fill(images.masked_fill(holes, 0.0), holes)
-        return composite(images, holes, filled, self.fallback, use_fallback=self.needs_boundary)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 class HarmonicInpainter(Inpainter):
@@ -119,11 +89,17 @@ class PullPushInpainter(Inpainter):
 
 
 class ConstantInpainter(Inpainter):
-    """Fill the hole with a constant (e.g. 0 in a normalised space): Captum's usual baseline.
+    """Fill the hole with a constant: the one constant fill (Captum's usual baseline).
+
+    ``inpainter=c`` (a number or a tensor) anywhere in captum-ext means ``ConstantInpainter(c)``.
+    A constant needs no boundary, so an image that is entirely hole is filled with it too.
 
     Args:
-        value (float or Tensor): the fill; a tensor must broadcast to the images
-            (e.g. shape ``(C, 1, 1)`` for one value per channel). Default: 0.
+        value (float or Tensor): the fill; a tensor must broadcast to the images (e.g. shape
+            ``(C, 1, 1)`` for one value per channel). A 4-D tensor with one row per example
+            of an attribution call (``(B, C, H, W)``, like Captum's per-example ``baselines``)
+            is a per-example fill: the attribution classes give every perturbed copy of
+            example ``i`` row ``i``. Must be finite. Default: 0.
 
     Examples::
 
@@ -135,14 +111,33 @@ class ConstantInpainter(Inpainter):
     needs_boundary = False
 
     def __init__(self, value: Union[float, Tensor] = 0.0) -> None:
-        super().__init__(value)
         if not isinstance(value, (int, float, Tensor)) or isinstance(value, bool):
             raise TypeError(f"`value` must be a number or a Tensor, got {type(value).__name__}")
+        if not bool(torch.isfinite(torch.as_tensor(value, dtype=torch.float64)).all()):
+            raise ValueError(f"`value` must be finite, got {value}")
+        super().__init__(value)
         self.value = value
 
     def fill(self, images: Tensor, holes: Tensor) -> Tensor:
         value = torch.as_tensor(self.value, dtype=images.dtype, device=images.device)
-        return torch.broadcast_to(value, images.shape)
+        try:
+            return torch.broadcast_to(value, images.shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"the constant fill of shape {tuple(value.shape)} does not broadcast to the "
+                f"images {tuple(images.shape)}"
+            ) from err
+
+    def for_examples(self, index: Tensor) -> "Inpainter":
+        value = self.value
+        if isinstance(value, Tensor) and value.dim() == 4 and value.shape[0] > 1:
+            if int(index.max()) >= value.shape[0]:
+                raise ValueError(
+                    f"the constant fill has {value.shape[0]} rows, one per example, but the "
+                    f"batch has {int(index.max()) + 1} examples"
+                )
+            return ConstantInpainter(value[index.to(value.device)])
+        return self
 
     def __repr__(self) -> str:
         return f"ConstantInpainter({self.value!r})"
@@ -226,11 +221,11 @@ class BlurInpainter(Inpainter):
 
         known = (~holes).to(images.dtype)
         height, width = images.shape[-2:]
-        size = [min(2 * int(3 * self.sigma + 0.5) + 1, 2 * ((n - 1) // 2) + 1)
-                for n in (height, width)]
+        size_h, size_w = (min(2 * int(3 * self.sigma + 0.5) + 1, 2 * ((n - 1) // 2) + 1)
+                          for n in (height, width))
         sigma = (self.sigma, self.sigma)
-        num = gaussian_blur2d(images * known, tuple(size), sigma, border_type="reflect")
-        den = gaussian_blur2d(known, tuple(size), sigma, border_type="reflect")
+        num = gaussian_blur2d(images * known, (size_h, size_w), sigma, border_type="reflect")
+        den = gaussian_blur2d(known, (size_h, size_w), sigma, border_type="reflect")
         mean = _known_mean_std(images, holes)[0]
         ok = den > 1e-4
         return torch.where(ok, num / den.clamp_min(1e-4), mean.expand_as(images))

@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_ext._utils import check_int_at_least
-from captum_ext.inpaint.base import FallbackType
-from captum_ext.inpaint.inpainters import Inpainter
+from captum_ext._checks import check_int_at_least, check_number
+from captum_ext.inpaint.base import FallbackType, Inpainter
 
 _FORMATS = ("image_mask", "concat", "deepfill")
 
@@ -80,9 +79,18 @@ class LearnedInpainter(Inpainter):
         check_int_at_least("pad_multiple", pad_multiple, 1)
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise ValueError(f"`size` must be (height, width) of positive ints, got {size}")
-        self.model, self.value_range = model, (float(value_range[0]), float(value_range[1]))
-        self.mean, self.std = mean, std
-        self.input_format, self.pad_multiple, self.size = input_format, pad_multiple, size
+        for bound in value_range:
+            check_number("value_range", bound)
+        for name, stats in (("mean", mean), ("std", std)):
+            for item in stats or ():
+                check_number(name, item)
+        self.model: nn.Module = model  # type: ignore[assignment]
+        self.value_range: Tuple[float, float] = (float(value_range[0]), float(value_range[1]))
+        self.mean: Optional[Sequence[float]] = mean
+        self.std: Optional[Sequence[float]] = std
+        self.input_format: str = input_format
+        self.pad_multiple: int = pad_multiple
+        self.size: Optional[Tuple[int, int]] = size
 
     def _affine(self, images: Tensor) -> Tuple[Tensor, Tensor]:
         """Return (scale, shift) with ``model_space = images * scale + shift``."""

@@ -1,7 +1,12 @@
-"""Resolve an inpainter from a name or a callable: ``get_inpainter("harmonic")``."""
+"""Resolve the fill argument: ``resolve_inpainter(x)`` for ``inpainter=`` everywhere, and
+``get_inpainter(name, **options)`` for a named inpainter with options."""
 
+import math
 from typing import Any, Callable, Dict, List, Union
 
+from torch import Tensor
+
+from captum_ext._checks import check_finite
 from captum_ext.inpaint.inpainters import (
     BiharmonicInpainter,
     BlurInpainter,
@@ -13,7 +18,9 @@ from captum_ext.inpaint.inpainters import (
     PullPushInpainter,
 )
 
-InpainterLike = Union[str, Callable[..., Any]]
+#: What ``inpainter=`` accepts: a registered name, a number or tensor (a constant), an
+#: :class:`~captum_ext.inpaint.Inpainter` or a callable ``inpaint(images, holes)``.
+InpainterLike = Union[str, int, float, Tensor, Callable[..., Any]]
 
 _FACTORIES: Dict[str, Callable[..., Callable]] = {
     "harmonic": HarmonicInpainter,
@@ -93,8 +100,6 @@ def resolve_inpainter(inpainter: Any, name: str = "inpainter") -> Callable:
         >>> resolve_inpainter("harmonic").__class__.__name__
         'HarmonicInpainter'
     """
-    import torch
-
     if isinstance(inpainter, bool) or inpainter is None:
         raise TypeError(
             f"`{name}` must be an inpainter name, a number, a tensor, an Inpainter or a "
@@ -102,12 +107,11 @@ def resolve_inpainter(inpainter: Any, name: str = "inpainter") -> Callable:
         )
     if isinstance(inpainter, str):
         return get_inpainter(inpainter)
-    if isinstance(inpainter, (int, float, torch.Tensor)):
-        from captum_ext._checks import check_finite
-
-        if isinstance(inpainter, torch.Tensor):
-            check_finite(name, inpainter)
-        elif inpainter != inpainter or inpainter in (float("inf"), float("-inf")):
+    if isinstance(inpainter, Tensor):
+        check_finite(name, inpainter)
+        return ConstantInpainter(inpainter)
+    if isinstance(inpainter, (int, float)):
+        if not math.isfinite(inpainter):
             raise ValueError(f"`{name}` must be a finite number, got {inpainter}")
         return ConstantInpainter(inpainter)
     if callable(inpainter):

@@ -24,12 +24,14 @@ from captum_ext.benchmark.methods.captum_builtin import OCCLUSION_STRIDE, OCCLUS
 from captum_ext.benchmark.registry import Explainer, MethodSpec, register_method
 
 LIME_SAMPLES = 200
-LIME_SEGMENTS = dict(n_segments=50, compactness=30.0, sigma=1.0)
+LIME_SEGMENTS = 50  # SLIC segments; compactness 30 as in the paper, sigma 1 at 64 px
+LIME_COMPACTNESS = 30.0
+LIME_SIGMA = 1.0
 MP_ITERATIONS = 150
 
 
 def occlusion_inpaint(model: nn.Module) -> Explainer:
-    method = InpaintingOcclusion(model, "harmonic")
+    method = InpaintingOcclusion(model, inpainter="harmonic")
     return lambda x, t: method.attribute(
         x, target=t, sliding_window_shapes=OCCLUSION_WINDOW, strides=OCCLUSION_STRIDE,
         baselines=0.0, perturbations_per_eval=64,
@@ -37,12 +39,12 @@ def occlusion_inpaint(model: nn.Module) -> Explainer:
 
 
 def _lime(model: nn.Module, inpaint: bool) -> Explainer:
-    kwargs = dict(interpretable_model=SkLearnRidge(alpha=1.0),
-                  similarity_func=binary_cosine_similarity(0.25))
-    method = InpaintingLime(model, inpainter="harmonic", **kwargs) if inpaint else Lime(model, **kwargs)
+    ridge, kernel = SkLearnRidge(alpha=1.0), binary_cosine_similarity(0.25)
+    method = (InpaintingLime(model, ridge, kernel, inpainter="harmonic") if inpaint
+              else Lime(model, ridge, kernel))
 
     def explain(x: Tensor, t: Tensor) -> Tensor:
-        masks = slic_feature_mask(x, **LIME_SEGMENTS)
+        masks = slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA)
         return method.attribute(x, target=t, feature_mask=masks, baselines=0.0,
                                 n_samples=LIME_SAMPLES, perturbations_per_eval=50)
 
