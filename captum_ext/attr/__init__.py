@@ -19,7 +19,10 @@ from captum_ext.attr.inpainting import (
     binary_cosine_similarity,
 )
 from captum_ext.attr.iprop import IProp, propagate
-from captum_ext.attr.meaningful_perturbation import MeaningfulPerturbation
+from captum_ext.attr.meaningful_perturbation import (
+    MeaningfulPerturbation,
+    MeaningfulPerturbationDiagnostics,
+)
 from captum_ext.attr.neflag import NeFLAG, NeFLAGDiagnostics
 from captum_ext.attr.pathway import CriticalPathway, Pathway
 from captum_ext.attr.pathway_gradient import PathwayGradient, PrunedAttribution
@@ -33,6 +36,7 @@ __all__ = [
     "InpaintingShapleyValueSampling",
     "IProp",
     "MeaningfulPerturbation",
+    "MeaningfulPerturbationDiagnostics",
     "NeFLAG",
     "NeFLAGDiagnostics",
     "Pathway",

@@ -52,7 +52,7 @@ def _lime(model: nn.Module, inpaint: bool) -> Explainer:
 
 
 def _mp(model: nn.Module, fill: str) -> Explainer:
-    method = MeaningfulPerturbation(model, fill=fill)
+    method = MeaningfulPerturbation(model, inpainter=fill)
     return lambda x, t: method.attribute(x, target=t, n_iter=MP_ITERATIONS, seed=0)
 
 
