@@ -198,7 +198,7 @@ class BlurInpainter(Inpainter):
 
     ``fill = blur(x * K) / blur(K)`` with ``K`` the known mask: a smooth fill that, under this
     interface, never sees the removed content (the classic leaking blur, which blurs the
-    original image, is :class:`~captum_ext.attr.MeaningfulPerturbation`'s ``fill="blur"``).
+    original image, is :class:`~captum_ext.attr.MeaningfulPerturbation`'s ``inpainter="blur"``).
     Where no known pixel lies within the kernel, the per-image known mean is used.
 
     Args:
