@@ -646,6 +646,7 @@ def test_benchmark_rows_are_registered_and_explain_stamp_images():
                  "PathwayGradient-NIG"):
         assert methods[name].group == "pruning"
     assert methods["PathwayGradient"].default and not methods["PathwayGradient@0.5"].default
+    assert not methods["PathwayGradient-paper"].default
     torch.manual_seed(0)
     net = StampNet(num_classes=5).eval()
     x, t = torch.rand(2, 3, 32, 32), torch.tensor([1, 4])

@@ -200,10 +200,9 @@ def percentile_threshold(scores: Tensor, q: float) -> Tensor:
     low = torch.kthvalue(scores, lower + 1, dim=1).values
     if gamma == 0.0 or lower + 1 >= n:
         return low
-    column = low.unsqueeze(1)
-    tied = (scores <= column).sum(dim=1) >= lower + 2
-    above = torch.where(scores > column, scores, torch.full_like(scores, math.inf))
-    high = torch.where(tied, low, above.min(dim=1).values)
+    at_or_below = scores <= low.unsqueeze(1)
+    tied = at_or_below.sum(dim=1) >= lower + 2
+    high = torch.where(tied, low, scores.masked_fill(at_or_below, math.inf).amin(dim=1))
     diff = high - low
     if gamma >= 0.5:
         return high - diff * (1.0 - gamma)
@@ -279,11 +278,12 @@ for _family, _funcs in (("relu", _RELU_FUNCS), ("relu6", _RELU6_FUNCS),
 
 def _parse_activation(
     func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], families: Tuple[str, ...]
-) -> Optional[Tuple[Tensor, Callable[[Tensor], Tensor], bool]]:
-    """``(input, out-of-place activation, inplace)`` for a prunable call, else None.
+) -> Optional[Tuple[Tensor, bool]]:
+    """``(input, inplace)`` for a prunable activation call, else None.
 
     ``clamp`` / ``clamp_min`` / ``clip`` count only as ReLU-style clamps: ``min`` exactly 0 and
-    ``max`` None or a number.
+    ``max`` None or a number. Every prunable activation maps 0 to 0, so masking its input masks
+    its output: ``act(x * m) = act(x) * m`` for a 0/1 mask ``m``.
     """
     family = _FAMILY.get(func)
     if family is None or family not in families:
@@ -294,40 +294,50 @@ def _parse_activation(
     name = getattr(func, "__name__", "")
     inplace_name = name.endswith("_")
     if family == "relu":
-        inplace = inplace_name or bool(func is F.relu and _arg(args, kwargs, 1, "inplace", False))
-        return x, torch.relu, inplace
+        return x, inplace_name or bool(func is F.relu and _arg(args, kwargs, 1, "inplace", False))
     if family == "relu6":
-        return x, F.relu6, bool(_arg(args, kwargs, 1, "inplace", False))
+        return x, bool(_arg(args, kwargs, 1, "inplace", False))
     if family == "hardtanh":
         low = _arg(args, kwargs, 1, "min_val", -1.0)
         high = _arg(args, kwargs, 2, "max_val", 1.0)
-        inplace = inplace_name or bool(_arg(args, kwargs, 3, "inplace", False))
-        return x, (lambda t: F.hardtanh(t, low, high)), inplace
+        if not (isinstance(low, (int, float)) and isinstance(high, (int, float))
+                and low <= 0 <= high):
+            return None
+        return x, inplace_name or bool(_arg(args, kwargs, 3, "inplace", False))
     low = _arg(args, kwargs, 1, "min", None)
     high = None if name.startswith("clamp_min") else _arg(args, kwargs, 2, "max", None)
     if isinstance(low, bool) or not isinstance(low, (int, float)) or low != 0:
         return None
-    if high is not None and (isinstance(high, bool) or not isinstance(high, (int, float))):
+    if high is not None and (isinstance(high, bool) or not isinstance(high, (int, float))
+                             or high < 0):
         return None
-    return x, (lambda t: torch.clamp(t, min=0, max=high)), inplace_name
+    return x, inplace_name
+
+
+def _replace_input(args: Tuple[Any, ...], kwargs: Dict[str, Any], x: Tensor
+                   ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    if args:
+        return (x,) + tuple(args[1:]), kwargs
+    return args, dict(kwargs, input=x)
+
+
+#: ``pre(index, site, input, inplace) -> input`` runs before an activation call (masking);
+#: ``post(index, site, output) -> output`` after it (recording, scaling).
+PreFn = Callable[[int, Any, Tensor, bool], Tensor]
 
 
 class _State:
     """Per-forward bookkeeping shared by the mode and the hooks."""
 
-    def __init__(self, fn: UnitFn, families: Tuple[str, ...],
+    def __init__(self, post: Optional[UnitFn], pre: Optional[PreFn], families: Tuple[str, ...],
                  on_end: Optional[Callable[[int], None]]) -> None:
-        self.fn = fn
+        self.post = post
+        self.pre = pre
         self.families = families
         self.on_end = on_end
         self.active = 0
         self.count = 0
         self.suppressed = 0
-
-    def unit(self, site: Any, output: Tensor) -> Tensor:
-        index = self.count
-        self.count += 1
-        return self.fn(index, site, output)
 
 
 class _ActivationMode(TorchFunctionMode):
@@ -342,12 +352,15 @@ class _ActivationMode(TorchFunctionMode):
         if state.active and not state.suppressed and func in _FAMILY:
             parsed = _parse_activation(func, args, kwargs, state.families)
             if parsed is not None:
-                x, activation, inplace = parsed
-                out = state.unit(_FAMILY[func], activation(x))
-                if inplace:
-                    # in-place semantics with the unit's own tensor: the caller may use either
-                    x.copy_(out)
-                    return x
+                x, inplace = parsed
+                site = _FAMILY[func]
+                index = state.count
+                state.count += 1
+                if state.pre is not None:
+                    args, kwargs = _replace_input(args, kwargs, state.pre(index, site, x, inplace))
+                out = func(*args, **kwargs)
+                if state.post is not None:
+                    out = state.post(index, site, out)
                 return out
         return func(*args, **kwargs)
 
@@ -363,19 +376,25 @@ class UnitInterceptor:
 
     Args:
         root (nn.Module): the model; its call starts a forward pass.
-        fn (Callable[[int, Any, Tensor], Tensor]): ``fn(call_index, site, output)`` returns the
-                    tensor that replaces the unit output; ``site`` is the activation family
-                    name or the module.
+        post (Callable[[int, Any, Tensor], Tensor], optional): ``post(call_index, site,
+                    output)`` returns the tensor that replaces the unit output; ``site`` is the
+                    activation family name or the module.
         families (tuple of str): activation families intercepted (see ``ACTIVATIONS``).
         module_types (tuple of nn.Module subclasses): module types whose outputs are units.
         on_end (Callable[[int], None], optional): called with the number of unit sets seen.
+        pre (Callable[[int, Any, Tensor, bool], Tensor], optional): ``pre(call_index, site,
+                    input, inplace)`` replaces the input of an activation call (for a hooked
+                    module: its output); with ``inplace`` it must modify ``input`` in place
+                    (the call's side effect stays the caller's).
     """
 
-    def __init__(self, root: nn.Module, fn: UnitFn, families: Tuple[str, ...] = ACTIVATIONS,
+    def __init__(self, root: nn.Module, post: Optional[UnitFn] = None,
+                 families: Tuple[str, ...] = ACTIVATIONS,
                  module_types: Tuple[Type[nn.Module], ...] = (),
-                 on_end: Optional[Callable[[int], None]] = None) -> None:
+                 on_end: Optional[Callable[[int], None]] = None,
+                 pre: Optional[PreFn] = None) -> None:
         self.root = root
-        self.state = _State(fn, families, on_end)
+        self.state = _State(post, pre, families, on_end)
         self.modules = find_prunable_modules(root, module_types) if module_types else []
         self._handles: List[RemovableHandle] = []
         self._mode: Optional[_ActivationMode] = None
@@ -403,7 +422,13 @@ class UnitInterceptor:
             return output
         if not isinstance(output, Tensor):
             raise TypeError(f"prunable module {module!r} must return a Tensor")
-        return state.unit(module, output)
+        index = state.count
+        state.count += 1
+        if state.pre is not None:
+            output = state.pre(index, module, output, False)
+        if state.post is not None:
+            output = state.post(index, module, output)
+        return output
 
     def __enter__(self) -> "UnitInterceptor":
         try:
@@ -529,7 +554,7 @@ class Pathway:
         batch = self.batch_size
         sites = self.call_modules
 
-        def mask_output(index: int, site: Any, output: Tensor) -> Tensor:
+        def mask_input(index: int, site: Any, x: Tensor, inplace: bool) -> Tensor:
             if index >= len(sites) or _site_name(sites[index]) != _site_name(site):
                 raise RuntimeError(
                     f"activation call {index} ({_site_name(site)}) does not match the pathway, "
@@ -537,18 +562,20 @@ class Pathway:
                     "prunable activations differently (input-dependent control flow, or "
                     "`forward_func` does not call `model` exactly once per evaluation)"
                 )
-            key = (index, output.shape[0], output.device)
+            key = (index, x.shape[0], x.device)
             if key not in cache:
-                mask = self.masks[index].to(device=output.device)
-                rows = expansion_index(expansion, output.shape[0], batch, output.device)
+                mask = self.masks[index].to(device=x.device)
+                rows = expansion_index(expansion, x.shape[0], batch, x.device)
                 cache[key] = mask if rows is None else mask[rows]
             mask = cache[key]
-            if mask.shape != output.shape:
+            if mask.shape != x.shape:
                 raise RuntimeError(
-                    f"activation call {index} returned shape {tuple(output.shape)}, the pathway "
-                    f"holds a mask of shape {tuple(mask.shape)}"
+                    f"activation call {index} has shape {tuple(x.shape)}, the pathway holds a "
+                    f"mask of shape {tuple(mask.shape)}"
                 )
-            return torch.where(mask, output, output.new_zeros(()))
+            if inplace:
+                return x.mul_(mask)
+            return torch.where(mask, x, x.new_zeros(()))
 
         def check_end(count: int) -> None:
             if count != len(sites):
@@ -558,8 +585,8 @@ class Pathway:
                     "unpruned (input-dependent control flow)"
                 )
 
-        with UnitInterceptor(self.model, mask_output, self.families, self.module_types,
-                             on_end=check_end):
+        with UnitInterceptor(self.model, None, self.families, self.module_types,
+                             on_end=check_end, pre=mask_input):
             yield self
 
     def probabilities(
