@@ -168,3 +168,96 @@ def test_reference_differs_from_the_module_only_pruning_on_googlenet():
     x = torch.randn(1, 3, 32, 32, dtype=torch.float64)
     with pytest.raises(ValueError, match="no prunable"):
         CriticalPathway(model, module_types=(nn.ReLU,), activations=()).compute(x, 0, 0.5)
+
+
+class EveryForm(nn.Module):
+    """One unit set per activation form: module, functional, method, in place, clamp, twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.lins = nn.ModuleList([nn.Linear(6, 6) for _ in range(9)])
+        self.relu = nn.ReLU(inplace=True)
+        self.relu6 = nn.ReLU6(inplace=True)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        f = nn.functional
+        h = self.relu(self.lins[0](x))
+        h = f.relu(self.lins[1](h), inplace=True)
+        h = torch.relu(self.lins[2](h))
+        z = self.lins[3](h)
+        z.relu_()  # in place, return value ignored: the side effect carries the unit
+        h = self.relu6(z * 3)
+        h = f.relu6(self.lins[4](h))
+        h = f.hardtanh(self.lins[5](h), -1.0, 1.0)
+        h = self.lins[6](h).clamp(min=0)
+        h = torch.clamp_min(self.lins[7](h), 0)
+        h = self.relu(self.lins[8](h))  # the same module again
+        return self.head(h)
+
+
+def _every_form_reference(net, x, target, sparsity):
+    """Out-of-place rewrite of EveryForm with explicit recording / masking."""
+    acts = Acts()
+    lin = net.lins
+
+    def forward(z):
+        acts.count = 0
+        h = acts(lin[0](z).clamp(min=0))
+        h = acts(lin[1](h).clamp(min=0))
+        h = acts(lin[2](h).clamp(min=0))
+        h = acts(lin[3](h).clamp(min=0))
+        h = acts((h * 3).clamp(0, 6))
+        h = acts(lin[4](h).clamp(0, 6))
+        h = acts(lin[5](h).clamp(-1, 1))
+        h = acts(lin[6](h).clamp(min=0))
+        h = acts(lin[7](h).clamp(min=0))
+        h = acts(lin[8](h).clamp(min=0))
+        return net.head(h)
+
+    rows = torch.arange(x.shape[0])
+    out = forward(x)
+    grads = torch.autograd.grad(out[rows, target].sum(), acts.recorded)
+    scores = torch.cat([(a * g).abs().flatten(1) for a, g in zip(acts.recorded, grads)], 1)
+    thr = np.percentile(scores.detach().numpy(), 100 * sparsity, axis=1, method="linear")
+    keep = (scores > torch.from_numpy(thr).unsqueeze(1)).to(x.dtype)
+    acts.masks = list(keep.split(6, dim=1))
+    z = x.detach().clone().requires_grad_()
+    out = forward(z)
+    return torch.autograd.grad(out[rows, target].sum(), z)[0], len(acts.masks)
+
+
+def test_every_activation_form_is_a_unit_and_matches_the_reference():
+    torch.manual_seed(4)
+    net = EveryForm().double().eval()
+    for p in net.parameters():
+        nn.init.normal_(p, std=0.8)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    target = torch.tensor([0, 1, 2, 0])
+    expected, calls = _every_form_reference(net, x, target, 0.5)
+    ours, diag = PathwayGradient(net, sparsity=0.5).attribute(x, target, return_diagnostics=True)
+    assert diag.pathway.call_modules == ["relu"] * 4 + ["hardtanh", "relu6", "hardtanh"] + [
+        "clamp"] * 2 + ["relu"]
+    assert calls == diag.num_calls == 10
+    torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(ours, PathwayGradient(net, sparsity=0.0).attribute(x, target))
+    single = torch.cat([PathwayGradient(net, sparsity=0.5).attribute(x[i:i + 1], int(target[i]))
+                        for i in range(4)])
+    torch.testing.assert_close(ours, single, rtol=1e-10, atol=1e-12)
+    assert num_hooks(net) == 0 and torch._C._len_torch_function_stack() == 0
+
+
+def test_non_relu_clamps_are_not_units():
+    class Clamps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, x):
+            h = self.lin(x).clamp(min=-1.0)  # not ReLU-like: no unit
+            h = nn.functional.hardtanh(h, 0.5, 2.0)  # does not map 0 to 0: no unit
+            return torch.relu(h)
+
+    net = Clamps().double()
+    pathway = CriticalPathway(net).compute(torch.randn(2, 3, dtype=torch.float64), 0, 0.5)
+    assert pathway.call_modules == ["relu"]
