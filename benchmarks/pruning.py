@@ -162,10 +162,10 @@ def stamp_diagnostics(n_images: int, device: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="batch 2, 112x112, 5 repeats, no memory probe")
+                        help="batch 2, 112x112 (unless given), 5 repeats, no memory probe")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=None, help="default 8 (--quick: 2)")
+    parser.add_argument("--size", type=int, default=None, help="default 224 (--quick: 112)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ig-steps", type=int, default=0,
                         help="also time (pruned) IntegratedGradients with this many steps")
@@ -175,7 +175,13 @@ def main() -> None:
                              "(trains the stamp classifier once if it is not cached)")
     args = parser.parse_args()
     if args.quick:
-        args.batch, args.size, args.no_memory = 2, 112, True
+        args.no_memory = True
+    if args.batch is None:
+        args.batch = 2 if args.quick else 8
+    if args.size is None:
+        args.size = 112 if args.quick else 224
+    if args.batch < 1 or args.size < 32:
+        parser.error("--batch must be >= 1 and --size >= 32")
     if args.repeats < 5:
         parser.error("--repeats must be >= 5 (median of at least 5 alternating rounds)")
     print(f"load average before: {load_average()} on {os.cpu_count()} cores")

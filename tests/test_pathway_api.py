@@ -10,6 +10,7 @@ from captum.attr import (
     DeepLiftShap,
     GradientShap,
     IntegratedGradients,
+    Saliency,
 )
 from torch import nn
 
@@ -260,3 +261,26 @@ def test_presets_are_the_papers_settings():
     flat = torch.cat([s.flatten(1) for s in diag.pathway.scores], 1).numpy()
     thr = np.percentile(flat, 85, axis=1, method="linear")
     assert np.array_equal(diag.pathway.flat_masks().numpy(), flat > thr[:, None])
+
+
+class FunctionalNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(5, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.l2(nn.functional.relu(self.l1(x)))
+
+
+@pytest.mark.parametrize("compile_", ["script", "trace"])
+def test_sparsity_zero_reduces_to_the_wrapped_method_on_a_scripted_model(compile_):
+    net = seeded(FunctionalNet())
+    x = torch.randn(3, 5, dtype=torch.float64)
+    compiled = torch.jit.script(net) if compile_ == "script" else torch.jit.trace(net, x)
+    ours = PathwayGradient(compiled, sparsity=0.0).attribute(x, target=[0, 2, 1])
+    assert torch.equal(ours, Saliency(compiled).attribute(x, target=[0, 2, 1], abs=False))
+    ig = PrunedAttribution(IntegratedGradients, compiled, sparsity=0.0).attribute(
+        x, target=1, n_steps=8)
+    assert torch.equal(ig, IntegratedGradients(compiled).attribute(x, target=1, n_steps=8))
+    with pytest.raises(ValueError, match="scripted"):
+        PathwayGradient(compiled, sparsity=0.5).attribute(x, target=0)

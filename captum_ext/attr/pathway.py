@@ -431,6 +431,12 @@ class UnitInterceptor:
         return output
 
     def __enter__(self) -> "UnitInterceptor":
+        if isinstance(self.root, torch.jit.ScriptModule):
+            raise ValueError(
+                "`model` is a scripted (torch.jit) module: its activation calls cannot be "
+                "intercepted, so it cannot be pruned; pass the eager model, or use sparsity 0 "
+                "(the wrapped method unchanged)"
+            )
         try:
             self._handles.append(self.root.register_forward_pre_hook(self._start))
             self._handles.append(self.root.register_forward_hook(self._end))
