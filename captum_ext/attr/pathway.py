@@ -171,13 +171,14 @@ def find_prunable_modules(
 
 
 def percentile_threshold(scores: Tensor, q: float) -> Tensor:
-    """Per-row ``numpy.quantile(row, q)`` with linear interpolation, via ``torch.kthvalue``.
+    """Per-row ``numpy.quantile(row, q)`` with linear interpolation, by one partial selection.
 
     ``torch.quantile`` refuses rows of more than 2^24 elements (VGG16 has 13.6 M ReLU units per
-    224x224 image); ``kthvalue`` has no such limit and costs O(n) per row. The next order
-    statistic is found without a second selection (the smallest score above the first, unless
-    the first is tied). The interpolation mirrors numpy's ``_lerp`` so that thresholds agree
-    with numpy on the same values.
+    224x224 image) and sorts. Here one ``torch.topk`` keeps the smaller side of the two order
+    statistics needed (the top ``n - lower`` scores for ``q >= 0.5``, else the bottom
+    ``lower + 2``), and both statistics are read from that small set, ties included. The
+    interpolation mirrors numpy's ``_lerp`` so that thresholds agree with numpy on the same
+    values.
 
     Args:
         scores (Tensor): (B, N) floating-point scores.
@@ -197,12 +198,21 @@ def percentile_threshold(scores: Tensor, q: float) -> Tensor:
     position = q * (n - 1)
     lower = min(int(math.floor(position)), n - 1)
     gamma = position - lower
-    low = torch.kthvalue(scores, lower + 1, dim=1).values
-    if gamma == 0.0 or lower + 1 >= n:
-        return low
-    at_or_below = scores <= low.unsqueeze(1)
-    tied = at_or_below.sum(dim=1) >= lower + 2
-    high = torch.where(tied, low, scores.masked_fill(at_or_below, math.inf).amin(dim=1))
+    need_high = gamma != 0.0 and lower + 2 <= n
+    # sorted ascending s_1..s_n: low = s_{lower+1}, high = s_{lower+2}
+    if n - lower <= lower + 2:
+        top = torch.topk(scores, n - lower, dim=1, largest=True, sorted=False).values
+        low = top.amin(dim=1)
+        if not need_high:
+            return low
+        high = torch.kthvalue(top, 2, dim=1).values
+    else:
+        bottom = torch.topk(scores, lower + 2 if need_high else lower + 1, dim=1,
+                            largest=False, sorted=False).values
+        if not need_high:
+            return bottom.amax(dim=1)
+        high = bottom.amax(dim=1)
+        low = torch.kthvalue(bottom, lower + 1, dim=1).values
     diff = high - low
     if gamma >= 0.5:
         return high - diff * (1.0 - gamma)
