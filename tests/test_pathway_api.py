@@ -284,3 +284,16 @@ def test_sparsity_zero_reduces_to_the_wrapped_method_on_a_scripted_model(compile
     assert torch.equal(ig, IntegratedGradients(compiled).attribute(x, target=1, n_steps=8))
     with pytest.raises(ValueError, match="scripted"):
         PathwayGradient(compiled, sparsity=0.5).attribute(x, target=0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 10, 101])
+def test_percentile_threshold_matches_numpy_on_small_rows_and_both_selection_sides(n):
+    from captum_ext.attr.pathway import percentile_threshold
+
+    rng = np.random.default_rng(n)
+    x = rng.random((3, n))
+    x[:, : n // 3] = 0.0  # ties at the minimum
+    x[1] = np.round(x[1], 1)  # ties elsewhere
+    for q in (0.0, 0.1, 0.3, 0.49, 0.5, 0.51, 0.7, 0.85, 0.95, 0.9999):
+        got = percentile_threshold(torch.from_numpy(x), q).numpy()
+        assert np.array_equal(got, np.quantile(x, q, axis=1, method="linear")), q
