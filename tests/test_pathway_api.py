@@ -12,6 +12,8 @@ from captum.attr import (
     IntegratedGradients,
     Saliency,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from captum_ext._utils import num_hooks
@@ -245,9 +247,9 @@ def test_presets_are_the_papers_settings():
     assert PRESETS["paper-sanity"]["sparsity"] == 0.70
     assert all(p["scoring"] == "taylor" for p in PRESETS.values())
     net = seeded(MLP())
-    for name, settings in PRESETS.items():
+    for name, preset in PRESETS.items():
         method = PathwayGradient(net, preset=name)
-        assert method.sparsity == settings["sparsity"] and method.finder.scoring == "taylor"
+        assert method.sparsity == preset["sparsity"] and method.finder.scoring == "taylor"
     assert PathwayGradient(net).sparsity == 0.95  # our default (stamp benchmark)
     with pytest.raises(TypeError, match="preset"):
         PathwayGradient(net, sparsity=0.5, preset="paper")
@@ -297,3 +299,21 @@ def test_percentile_threshold_matches_numpy_on_small_rows_and_both_selection_sid
     for q in (0.0, 0.1, 0.3, 0.49, 0.5, 0.51, 0.7, 0.85, 0.95, 0.9999):
         got = percentile_threshold(torch.from_numpy(x), q).numpy()
         assert np.array_equal(got, np.quantile(x, q, axis=1, method="linear")), q
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=st.integers(1, 5), sparsity=st.sampled_from([0.0, 0.3, 0.7, 0.95]),
+       seed=st.integers(0, 1000), per_sample=st.booleans())
+def test_batched_equals_one_at_a_time_for_random_batches_and_targets(batch, sparsity, seed,
+                                                                       per_sample):
+    net = seeded(MLP())
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 5, generator=gen, dtype=torch.float64)
+    target = (torch.randint(0, 4, (batch,), generator=gen).tolist() if per_sample
+              else seed % 4)
+    method = PathwayGradient(net, sparsity=sparsity)
+    batched = method.attribute(x, target=target)
+    single = torch.cat([
+        method.attribute(x[i:i + 1], target=target[i] if per_sample else target)
+        for i in range(batch)])
+    torch.testing.assert_close(batched, single, rtol=1e-10, atol=1e-12)
