@@ -317,3 +317,21 @@ def test_batched_equals_one_at_a_time_for_random_batches_and_targets(batch, spar
         method.attribute(x[i:i + 1], target=target[i] if per_sample else target)
         for i in range(batch)])
     torch.testing.assert_close(batched, single, rtol=1e-10, atol=1e-12)
+
+
+def test_activation_of_a_parameter_is_not_a_unit():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+            self.gate = nn.Parameter(torch.randn(3))
+
+        def forward(self, x):
+            # a parameter (even one as long as the batch) and a per-feature tensor: no units
+            scale = torch.relu(self.gate.unsqueeze(0) * 1.0)[:, :1]
+            return torch.relu(self.lin(x)) * torch.relu(self.gate) * scale
+
+    net = seeded(Gated())
+    x = torch.randn(3, 4, dtype=torch.float64)
+    _, diag = PathwayGradient(net, sparsity=0.5).attribute(x, target=0, return_diagnostics=True)
+    assert diag.num_calls == 1 and diag.num_units == 3

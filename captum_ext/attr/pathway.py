@@ -299,7 +299,7 @@ def _parse_activation(
     if family is None or family not in families:
         return None
     x = _arg(args, kwargs, 0, "input", None)
-    if not isinstance(x, Tensor) or x.dim() == 0:
+    if not isinstance(x, Tensor) or x.dim() == 0 or isinstance(x, nn.Parameter):
         return None
     name = getattr(func, "__name__", "")
     inplace_name = name.endswith("_")
@@ -348,6 +348,7 @@ class _State:
         self.active = 0
         self.count = 0
         self.suppressed = 0
+        self.rows: Optional[int] = None
 
 
 class _ActivationMode(TorchFunctionMode):
@@ -361,7 +362,7 @@ class _ActivationMode(TorchFunctionMode):
         state = self.state
         if state.active and not state.suppressed and func in _FAMILY:
             parsed = _parse_activation(func, args, kwargs, state.families)
-            if parsed is not None:
+            if parsed is not None and (state.rows is None or parsed[0].shape[0] == state.rows):
                 x, inplace = parsed
                 site = _FAMILY[func]
                 index = state.count
@@ -379,7 +380,9 @@ class UnitInterceptor:
     """Context manager: every unit set of ``root``'s forward passes goes through ``fn``.
 
     Unit sets are the calls of the activation ``families`` made while ``root`` runs (through
-    a :class:`~torch.overrides.TorchFunctionMode`) and the outputs of modules of
+    a :class:`~torch.overrides.TorchFunctionMode`) on tensors whose first dimension is the
+    batch (that of ``root``'s first tensor argument) and that are not parameters,
+    and the outputs of modules of
     ``module_types`` (through forward hooks; activation calls inside such a module are not
     units of their own). The call counter restarts at each call of ``root``; ``on_end(count)``
     runs when ``root`` returns. Hooks and mode are removed on exit, also when the body raises.
@@ -409,11 +412,13 @@ class UnitInterceptor:
         self._handles: List[RemovableHandle] = []
         self._mode: Optional[_ActivationMode] = None
 
-    def _start(self, *_: Any) -> None:
+    def _start(self, _module: nn.Module, args: Any) -> None:
         state = self.state
         if state.active == 0:
             state.count = 0
             state.suppressed = 0
+            first = next((a for a in args if isinstance(a, Tensor) and a.dim() > 0), None)
+            state.rows = None if first is None else int(first.shape[0])
         state.active += 1
 
     def _end(self, *_: Any) -> None:
