@@ -162,7 +162,7 @@ def test_mlp_pathway_gradient_equals_closed_form_product_of_weights():
     x = torch.randn(6, 5, dtype=torch.float64)
     target = torch.tensor([0, 1, 2, 3, 0, 1])
     pathway = CriticalPathway(net).compute(x, target=target, sparsity=0.6)
-    assert pathway.num_calls == 2 and pathway.call_modules == [net.relu, net.relu]
+    assert pathway.num_calls == 2 and pathway.call_modules == ["relu", "relu"]
     m1, m2 = (m.to(x.dtype) for m in pathway.masks)
     assert 0 < m1.sum() < m1.numel() and 0 < m2.sum() < m2.numel()
     expected = _mlp_closed_form(net, x, target, m1, m2)
@@ -229,7 +229,7 @@ def test_pruned_integrated_gradients_equals_ig_on_explicitly_masked_network():
     ours = pruned_ig.attribute(x, target=target, n_steps=20)
     chunked = pruned_ig.attribute(x, target=target, n_steps=20, internal_batch_size=12)
     torch.testing.assert_close(chunked, ours, rtol=1e-12, atol=1e-12)
-    pathway = pruned_ig.pathway(x, target=target)
+    pathway = CriticalPathway(net).compute(x, target=target, sparsity=0.5)
     for i in range(4):
         m1, m2 = (m[i:i + 1].to(x.dtype) for m in pathway.masks)
 
@@ -254,7 +254,7 @@ def test_pruned_ig_at_sparsity_zero_equals_captum_ig_and_delta_is_small():
     pruned_ig = PrunedAttribution(IntegratedGradients, net, sparsity=0.7)
     attr, delta = pruned_ig.attribute(x, target=2, n_steps=200, method="riemann_trapezoid",
                                       return_convergence_delta=True)
-    with torch.no_grad(), pruned_ig.pathway(x, target=2).applied():
+    with torch.no_grad(), CriticalPathway(net).compute(x, 2, 0.7).applied():
         gap = net(x)[:, 2] - net(torch.zeros_like(x))[:, 2]
     # the delta is that of the pruned network, and completeness holds to 1%
     torch.testing.assert_close(delta, attr.flatten(1).sum(1) - gap, rtol=1e-9, atol=1e-9)
@@ -284,8 +284,9 @@ def test_batched_equals_one_by_one():
     batched = method.attribute(x, target=target)
     single = torch.cat([method.attribute(x[i:i + 1], target=int(target[i])) for i in range(4)])
     torch.testing.assert_close(batched, single, rtol=1e-10, atol=1e-12)
-    masks_b = method.pathway(x, target).flat_masks()
-    masks_1 = torch.cat([method.pathway(x[i:i + 1], int(target[i])).flat_masks()
+    finder = CriticalPathway(net)
+    masks_b = finder.compute(x, target, 0.8).flat_masks()
+    masks_1 = torch.cat([finder.compute(x[i:i + 1], int(target[i]), 0.8).flat_masks()
                          for i in range(4)])
     assert torch.equal(masks_b, masks_1)
 
@@ -339,7 +340,7 @@ def _set_inplace(model, flag):
 def test_resnet18_one_mask_per_call_and_inplace_relu_does_not_corrupt_scores(resnet):
     x = torch.randn(2, 3, 64, 64)
     pathway = CriticalPathway(resnet).compute(x, target=3, sparsity=0.85)
-    assert pathway.num_calls == 17 and len(set(map(id, pathway.call_modules))) == 9
+    assert pathway.num_calls == 17 and set(pathway.call_modules) == {"relu"}
     n = pathway.flat_masks().shape[1]
     assert (pathway.realized_sparsity() >= 0.85 * (n - 1) / n - 1e-6).all()
     # every call, including second calls of a module, holds non-zero scores
@@ -352,9 +353,8 @@ def test_resnet18_one_mask_per_call_and_inplace_relu_does_not_corrupt_scores(res
     grad_ref = PathwayGradient(not_inplace).attribute(x, target=3)
     torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-7)
     assert not torch.allclose(grad, Saliency(resnet).attribute(x, target=3, abs=False))
-    diag = pathway.diagnostics(x)
-    assert diag["relative_prob_change"].shape == (2,) and torch.isfinite(
-        diag["relative_prob_change"]).all()
+    change = pathway.probabilities(x)["relative_prob_change"]
+    assert change.shape == (2,) and torch.isfinite(change).all()
 
 
 def test_vgg11_random_weights():
@@ -362,7 +362,7 @@ def test_vgg11_random_weights():
     vgg = torchvision.models.vgg11(weights=None).eval()
     x = torch.randn(1, 3, 32, 32)
     method = PathwayGradient(vgg, sparsity=0.9)
-    pathway = method.pathway(x, target=5)
+    pathway = CriticalPathway(vgg).compute(x, target=5, sparsity=0.9)
     assert pathway.num_calls == 10  # 8 conv ReLUs + 2 classifier ReLUs
     grad = method.attribute(x, target=5)
     assert grad.shape == x.shape and torch.isfinite(grad).all() and grad.abs().sum() > 0
@@ -375,6 +375,10 @@ def test_module_types_are_configurable():
     pathway = CriticalPathway(net, module_types=(nn.Tanh, nn.ReLU)).compute(
         torch.randn(2, 4, dtype=torch.float64), target=0, sparsity=0.5)
     assert [type(m) for m in pathway.call_modules] == [nn.Tanh, nn.ReLU]
+    # without module_types the Tanh is no unit, the ReLU module is found through F.relu
+    pathway = CriticalPathway(net).compute(torch.randn(2, 4, dtype=torch.float64), target=0,
+                                           sparsity=0.5)
+    assert pathway.call_modules == ["relu"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -395,24 +399,47 @@ def test_random_pathway_control(resnet):
     assert not torch.equal(first.flat_masks(), other.flat_masks())
     taylor = CriticalPathway(resnet).compute(x, target=0, sparsity=0.7)
     assert not torch.equal(first.flat_masks(), taylor.flat_masks())
-    torch.testing.assert_close(first.realized_sparsity(), torch.full((2,), 0.7), atol=1e-4,
+    torch.testing.assert_close(first.realized_sparsity().float(), torch.full((2,), 0.7), atol=1e-4,
                                rtol=0)
 
 
-def test_diagnostics_at_sparsity_zero_are_exact():
-    net = seeded(SmallCNN())
-    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
-    diag = CriticalPathway(net).compute(x, sparsity=0.0).diagnostics(x)
-    assert torch.equal(diag["realized_sparsity"], torch.zeros(2))
-    assert torch.equal(diag["relative_prob_change"], torch.zeros(2, dtype=torch.float64))
-    pathway = CriticalPathway(net).compute(x, sparsity=0.9)
-    diag = pathway.diagnostics(x)
-    n = pathway.flat_masks().shape[1]
-    assert (diag["realized_sparsity"] >= 0.9 * (n - 1) / n).all()
-    expected = (diag["pruned_target_prob"] - diag["target_prob"]) / diag["target_prob"]
-    torch.testing.assert_close(diag["relative_prob_change"], expected)
-    lean = CriticalPathway(net).compute(x, sparsity=0.9, keep_scores=False)
-    assert lean.scores == [] and torch.equal(lean.flat_masks(), pathway.flat_masks())
+def test_diagnostics_are_exact_against_an_explicitly_masked_mlp():
+    net = seeded(SharedReluMLP())
+    torch.manual_seed(12)
+    x = torch.randn(3, 5, dtype=torch.float64)
+    method = PathwayGradient(net, sparsity=0.0)
+    _, diag = method.attribute(x, return_diagnostics=True)
+    assert torch.equal(diag.realized_sparsity, torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(diag.relative_prob_change, torch.zeros(3))
+    attr, diag = PathwayGradient(net, sparsity=0.6).attribute(x, return_diagnostics=True)
+    m1, m2 = (m.to(x.dtype) for m in diag.pathway.masks)
+    predicted = net(x).argmax(1)
+    assert torch.equal(diag.target, predicted)
+    pruned = net.l3(torch.relu(net.l2(torch.relu(net.l1(x)) * m1)) * m2)
+    rows = torch.arange(3)
+    expected = torch.softmax(pruned.float(), 1)[rows, predicted]
+    torch.testing.assert_close(diag.pruned_target_prob, expected)
+    torch.testing.assert_close(diag.target_prob, torch.softmax(net(x).float(), 1)[rows, predicted])
+    kept = torch.cat([m1, m2], 1).sum(1)
+    torch.testing.assert_close(diag.realized_sparsity, 1 - kept / 22)
+    assert diag.num_units == 22 and diag.num_calls == 2 and diag.sparsity == 0.6
+    torch.testing.assert_close(attr, _mlp_closed_form(net, x, predicted, m1, m2))
+    lean = CriticalPathway(net).compute(x, sparsity=0.6, keep_scores=False)
+    assert lean.scores == [] and torch.equal(lean.flat_masks(), diag.pathway.flat_masks())
+
+
+def test_old_diagnostics_spellings_are_deprecated_aliases():
+    net = seeded(SharedReluMLP())
+    x = torch.randn(2, 5, dtype=torch.float64)
+    method = PathwayGradient(net, sparsity=0.5)
+    with pytest.warns(DeprecationWarning, match="pathway"):
+        pathway = method.pathway(x, target=1)
+    with pytest.warns(DeprecationWarning, match="diagnostics"):
+        old = pathway.diagnostics(x)
+    _, new = method.attribute(x, target=1, return_diagnostics=True)
+    assert torch.equal(pathway.flat_masks(), new.pathway.flat_masks())
+    torch.testing.assert_close(old["realized_sparsity"], new.realized_sparsity)
+    torch.testing.assert_close(old["relative_prob_change"], new.relative_prob_change)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -516,12 +543,16 @@ def test_applied_removes_hooks_when_body_raises():
 # ----------------------------------------------------------------------------------------------
 
 
-def test_model_without_prunable_modules_is_an_error():
-    net = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 2))
-    with pytest.raises(ValueError, match="no prunable modules"):
-        PathwayGradient(net)
-    with pytest.raises(ValueError, match="no prunable modules"):
-        CriticalPathway(net)
+def test_model_without_prunable_activations_is_an_error_except_at_sparsity_zero():
+    net = seeded(nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 2)))
+    x = torch.randn(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="no prunable activation call"):
+        PathwayGradient(net).attribute(x, target=0)
+    with pytest.raises(ValueError, match="no prunable"):
+        CriticalPathway(net, activations=())
+    assert torch.equal(PathwayGradient(net, sparsity=0.0).attribute(x, target=0),
+                       Saliency(net).attribute(x, target=0, abs=False))
+    assert num_hooks(net) == 0
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, float("nan")])
@@ -615,6 +646,7 @@ def test_benchmark_rows_are_registered_and_explain_stamp_images():
                  "PathwayGradient-NIG"):
         assert methods[name].group == "pruning"
     assert methods["PathwayGradient"].default and not methods["PathwayGradient@0.5"].default
+    assert not methods["PathwayGradient-paper"].default
     torch.manual_seed(0)
     net = StampNet(num_classes=5).eval()
     x, t = torch.rand(2, 3, 32, 32), torch.tensor([1, 4])

@@ -1,19 +1,27 @@
 """Input-specific critical pathways: score every unit, keep the top ones, prune the rest.
 
-A *unit* is one element of the output of one call of a prunable module (by default every
-``nn.ReLU``). For a batch of inputs, :class:`CriticalPathway` scores all units of every call in one
-forward and one backward pass, thresholds each sample by one global percentile, and returns a
-:class:`Pathway`: the 0/1 masks of that batch, one per module call. ``Pathway.applied()`` is a
-context manager that multiplies each module output by its mask, so any Captum method run inside
-it sees the pruned network.
+A *unit* is one element of the output of one call of a prunable activation. By default every
+call of a ReLU-family function is one unit set, whether the model calls it as a module
+(``nn.ReLU``, ``nn.ReLU6``, ``nn.Hardtanh``) or functionally (``F.relu``, ``torch.relu``,
+``Tensor.relu_``, ``F.relu6``, ``F.hardtanh``, ``clamp(min=0)``), in place or not: the calls are
+intercepted with a :class:`torch.overrides.TorchFunctionMode` while the model runs, so no model
+has to be rewritten. A module called twice (torchvision's ``BasicBlock``) gives two unit sets.
+
+For a batch of inputs, :class:`CriticalPathway` scores all units of every call in one forward
+and one backward pass, thresholds each sample by one global percentile, and returns a
+:class:`Pathway`: the 0/1 masks of that batch, one per activation call. ``Pathway.applied()`` is
+a context manager that multiplies each activation output by its mask, so any Captum method run
+inside it sees the pruned network.
 
 Known (Khakzar et al., arXiv 1911.11081 / CVPR 2021, authors' code): units are ReLU outputs,
 one mask per call; score ``|a * dS/da|`` with ``S`` the target logit; one global percentile per
 input with numpy's linear interpolation, units with ``score <= thr`` pruned; the weights are
-untouched and later layers recomputed. Chosen here: ``sparsity = 0`` prunes nothing (the
-authors' ``<=`` rule would still prune the units tied at the minimum score); a pathway computed
-at a batch of size ``B`` is applied to a forward batch of size ``k * B`` by tiling (``"repeat"``,
-Captum's IntegratedGradients order) or ``"repeat_interleave"``.
+untouched and later layers recomputed. The authors hook ``nn.ReLU`` modules only; intercepting
+functional calls (and ReLU6 / hardtanh / ``clamp(min=0)``) is a choice of this package, so that
+GoogLeNet, Inception-v3, DenseNet's last ReLU and MobileNet-v2 are pruned as ResNets are.
+Chosen here too: ``sparsity = 0`` prunes nothing (the authors' ``<=`` rule would still prune the
+units tied at the minimum score); a pathway computed at a batch of size ``B`` is applied to a
+forward batch of size ``k * B`` by an *expansion* rule (see :func:`expansion_index`).
 """
 
 import math
@@ -34,26 +42,48 @@ from typing import (
 )
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
+from captum_ext._checks import (
+    check_choice,
+    check_finite,
+    check_fraction,
+    check_int_at_least,
+    check_target,
+    expand_target,
+    select_additional_args,
+    select_target,
+)
 from captum_ext._compat import (
     TargetType,
     _expand_additional_forward_args,
-    _expand_target,
     _format_additional_forward_args,
     _format_tensor_into_tuples,
     _run_forward,
     _select_targets,
 )
-from captum_ext._utils import check_fraction, check_int_at_least
+from captum_ext._utils import preserved_model_state, warn_external
 
 SCORINGS = ("taylor", "neuron_int_grad", "random")
 #: Default fraction of pruned units: best stamp distance on the stamp benchmark (paired against
 #: Saliency over 64 images; see docs/pruning.md). The authors' code default is 0.85.
 DEFAULT_SPARSITY = 0.95
-EXPANSIONS = ("repeat", "repeat_interleave")
-HookFn = Callable[[int, nn.Module, Tensor], Tensor]
+#: The papers' settings (authors' code, CAMP-eXplain-AI/PathwayGrad): ``"paper"`` is the code's
+#: default percentile 85; their ResNet-50 figures use 75, VGG-16 90, the sanity checks 70.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "paper": {"sparsity": 0.85, "scoring": "taylor"},
+    "paper-resnet50": {"sparsity": 0.75, "scoring": "taylor"},
+    "paper-vgg16": {"sparsity": 0.90, "scoring": "taylor"},
+    "paper-sanity": {"sparsity": 0.70, "scoring": "taylor"},
+}
+#: Activation families intercepted as functional calls (see :func:`_parse_activation`).
+ACTIVATIONS = ("relu", "relu6", "hardtanh", "clamp")
+EXPANSIONS = ("repeat", "repeat_interleave", "interleave_halves")
+ExpansionType = Union[str, Callable[[int, int], Tensor]]
+UnitFn = Callable[[int, Any, Tensor], Tensor]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -61,18 +91,74 @@ HookFn = Callable[[int, nn.Module, Tensor], Tensor]
 # ----------------------------------------------------------------------------------------------
 
 
+def resolve_preset(preset: Optional[str], sparsity: Optional[float],
+                   scoring: Optional[str]) -> Tuple[float, str]:
+    """The ``(sparsity, scoring)`` of a preset, or the given values with the package defaults.
+
+    Args:
+        preset (str, optional): a key of :data:`PRESETS` (``"paper"``, ``"paper-resnet50"``,
+                    ``"paper-vgg16"``, ``"paper-sanity"``) or None.
+        sparsity (float, optional): explicit sparsity (not allowed together with a preset).
+        scoring (str, optional): explicit scoring (not allowed together with a preset).
+
+    Returns:
+        (sparsity, scoring)
+
+    Examples::
+
+        >>> resolve_preset("paper", None, None)
+        (0.85, 'taylor')
+        >>> resolve_preset(None, None, None)
+        (0.95, 'taylor')
+    """
+    if preset is None:
+        return (DEFAULT_SPARSITY if sparsity is None else sparsity,
+                "taylor" if scoring is None else scoring)
+    check_choice("preset", preset, PRESETS)
+    if sparsity is not None or scoring is not None:
+        raise TypeError("pass either `preset` or `sparsity`/`scoring`, not both")
+    settings = PRESETS[preset]
+    return float(settings["sparsity"]), str(settings["scoring"])
+
+
+def _check_module_types(module_types: Any) -> Tuple[Type[nn.Module], ...]:
+    if module_types is None:
+        return ()
+    if isinstance(module_types, type):
+        module_types = (module_types,)
+    if not isinstance(module_types, (tuple, list)):
+        raise TypeError("`module_types` must be a sequence of nn.Module subclasses")
+    for t in module_types:
+        if not (isinstance(t, type) and issubclass(t, nn.Module)):
+            raise TypeError(f"`module_types` must hold nn.Module subclasses, got {t!r}")
+    return tuple(module_types)
+
+
+def _check_activations(activations: Any) -> Tuple[str, ...]:
+    if isinstance(activations, str):
+        activations = (activations,)
+    if not isinstance(activations, (tuple, list)):
+        raise TypeError(f"`activations` must be a sequence of names from {ACTIVATIONS}")
+    for name in activations:
+        check_choice("activations", name, ACTIVATIONS)
+    return tuple(activations)
+
+
 def find_prunable_modules(
     model: nn.Module, module_types: Sequence[Type[nn.Module]] = (nn.ReLU,)
 ) -> List[nn.Module]:
     """Return the distinct submodules of ``model`` (itself included) of one of ``module_types``.
 
+    Only needed for activation types that are not intercepted as functions (e.g. ``nn.GELU``);
+    ReLU-family modules are found by :class:`CriticalPathway` without it.
+
     Args:
         model (nn.Module): the network.
-        module_types (sequence of nn.Module subclasses): which module types hold prunable units.
-                    Default: ``(nn.ReLU,)``.
+        module_types (sequence of nn.Module subclasses): the module types. Default:
+                    ``(nn.ReLU,)``.
 
     Returns:
-        list of nn.Module: in ``model.modules()`` order. Raises ``ValueError`` when empty.
+        list of nn.Module: in ``model.modules()`` order (may be empty).
 
     Examples::
 
@@ -81,39 +167,18 @@ def find_prunable_modules(
         [ReLU()]
     """
     types = _check_module_types(module_types)
-    found = [m for m in model.modules() if isinstance(m, types)]
-    if not found:
-        names = ", ".join(t.__name__ for t in types)
-        raise ValueError(
-            f"`model` has no prunable modules of type(s) {names}; functional calls such as "
-            "F.relu cannot be pruned, pass other `module_types` or use nn.ReLU modules"
-        )
-    return found
-
-
-def _check_module_types(module_types: Any) -> Tuple[Type[nn.Module], ...]:
-    if isinstance(module_types, type):
-        module_types = (module_types,)
-    if not isinstance(module_types, (tuple, list)) or not module_types:
-        raise TypeError("`module_types` must be a non-empty sequence of nn.Module subclasses")
-    for t in module_types:
-        if not (isinstance(t, type) and issubclass(t, nn.Module)):
-            raise TypeError(f"`module_types` must hold nn.Module subclasses, got {t!r}")
-    return tuple(module_types)
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}")
+    return [m for m in model.modules() if types and isinstance(m, types)]
 
 
 def percentile_threshold(scores: Tensor, q: float) -> Tensor:
-    """Per-row ``numpy.quantile(row, q)`` with linear interpolation, via ``torch.kthvalue``.
+    """Per-row ``numpy.quantile(row, q)`` with linear interpolation, by one partial selection.
 
     ``torch.quantile`` refuses rows of more than 2^24 elements (VGG16 has 13.6 M ReLU units per
-    224x224 image); ``kthvalue`` has no such limit and costs O(n) per row. The interpolation
-    mirrors numpy's ``_lerp`` so that thresholds agree with numpy on the same values.
+    224x224 image) and sorts. Here one ``torch.topk`` keeps the smaller side of the two order
+    statistics needed (the top ``n - lower`` scores for ``q >= 0.5``, else the bottom
+    ``lower + 2``), and both statistics are read from that small set, ties included. The
+    interpolation mirrors numpy's ``_lerp`` so that thresholds agree with numpy on the same
+    values.
 
     Args:
         scores (Tensor): (B, N) floating-point scores.
@@ -133,100 +198,281 @@ def percentile_threshold(scores: Tensor, q: float) -> Tensor:
     position = q * (n - 1)
     lower = min(int(math.floor(position)), n - 1)
     gamma = position - lower
-    low = torch.kthvalue(scores, lower + 1, dim=1).values
-    if gamma == 0.0:
-        return low
-    high = torch.kthvalue(scores, min(lower + 2, n), dim=1).values
+    need_high = gamma != 0.0 and lower + 2 <= n
+    # sorted ascending s_1..s_n: low = s_{lower+1}, high = s_{lower+2}
+    if n - lower <= lower + 2:
+        top = torch.topk(scores, n - lower, dim=1, largest=True, sorted=False).values
+        low = top.amin(dim=1)
+        if not need_high:
+            return low
+        high = torch.kthvalue(top, 2, dim=1).values
+    else:
+        bottom = torch.topk(scores, lower + 2 if need_high else lower + 1, dim=1,
+                            largest=False, sorted=False).values
+        if not need_high:
+            return bottom.amax(dim=1)
+        high = bottom.amax(dim=1)
+        low = torch.kthvalue(bottom, lower + 1, dim=1).values
     diff = high - low
     if gamma >= 0.5:
         return high - diff * (1.0 - gamma)
     return low + diff * gamma
 
 
-def _expand_rows(mask: Tensor, rows: int, expansion: str) -> Tensor:
-    batch = mask.shape[0]
+def expansion_index(expansion: ExpansionType, rows: int, batch: int,
+                    device: Optional[torch.device] = None) -> Optional[Tensor]:
+    """Which of the ``batch`` samples each of ``rows`` forward rows belongs to.
+
+    - ``"repeat"``: row ``r`` -> ``r % B`` (IntegratedGradients stacks ``k`` whole batches).
+    - ``"repeat_interleave"``: ``r // k`` (NoiseTunnel, GradientShap: each sample's copies in a
+      row).
+    - ``"interleave_halves"``: DeepLift / DeepLiftShap: the forward batch is the inputs
+      (each repeated ``k`` times in a row) followed by the baselines tiled to match, so row
+      ``r`` -> ``(r % (rows / 2)) // k``.
+    - a callable ``expansion(rows, batch) -> LongTensor`` of ``rows`` sample indices.
+
+    Returns None when ``rows == batch`` (and ``expansion`` is a string): every row is its own
+    sample.
+
+    Examples::
+
+        >>> expansion_index("repeat_interleave", 6, 2).tolist()
+        [0, 0, 0, 1, 1, 1]
+        >>> expansion_index("interleave_halves", 8, 2).tolist()
+        [0, 0, 1, 1, 0, 0, 1, 1]
+    """
+    if callable(expansion):
+        index = torch.as_tensor(expansion(rows, batch), dtype=torch.long, device=device)
+        if index.shape != (rows,) or (rows and (index.min() < 0 or index.max() >= batch)):
+            raise RuntimeError(f"`expansion` must return {rows} sample indices in [0, {batch})")
+        return index
     if rows == batch:
-        return mask
-    if rows % batch != 0:
+        return None
+    parts = 2 if expansion == "interleave_halves" else 1
+    if batch == 0 or rows % (batch * parts) != 0:
         raise RuntimeError(
             f"a pathway computed for a batch of {batch} cannot be applied to a forward batch of "
-            f"{rows} rows; it must be a multiple of {batch}"
+            f"{rows} rows; it must be a multiple of {batch * parts}"
         )
+    r = torch.arange(rows, device=device)
     if expansion == "repeat":
-        return mask.repeat((rows // batch,) + (1,) * (mask.dim() - 1))
-    return mask.repeat_interleave(rows // batch, dim=0)
+        return r % batch
+    if expansion == "repeat_interleave":
+        return r // (rows // batch)
+    return (r % (rows // 2)) // (rows // (2 * batch))
 
 
 # ----------------------------------------------------------------------------------------------
-# call-indexed forward hooks
+# interception of activation calls (functional and module)
 # ----------------------------------------------------------------------------------------------
 
 
-class CallHooks:
-    """Forward hooks that see every call of the given modules with its index in the forward pass.
+def _arg(args: Tuple[Any, ...], kwargs: Dict[str, Any], pos: int, name: str, default: Any) -> Any:
+    if len(args) > pos:
+        return args[pos]
+    return kwargs.get(name, default)
 
-    The counter is reset by a forward pre-hook on ``root`` (so ``forward_func`` must call ``root``
-    once per evaluation). When ``call_modules`` is given, the ``i``-th call must be a call of
-    ``call_modules[i]`` (a forward pass that differs from the recorded one raises). The hooks are
-    removed on exit, also when the body raises.
+
+_RELU_FUNCS = {F.relu, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_}
+_RELU6_FUNCS = {F.relu6}
+_HARDTANH_FUNCS = {F.hardtanh, F.hardtanh_}
+_CLAMP_FUNCS = {torch.clamp, torch.clamp_, Tensor.clamp, Tensor.clamp_, torch.clamp_min,
+                torch.clamp_min_, Tensor.clamp_min, Tensor.clamp_min_, torch.clip, Tensor.clip,
+                Tensor.clip_}
+_FAMILY: Dict[Any, str] = {}
+for _family, _funcs in (("relu", _RELU_FUNCS), ("relu6", _RELU6_FUNCS),
+                        ("hardtanh", _HARDTANH_FUNCS), ("clamp", _CLAMP_FUNCS)):
+    for _f in _funcs:
+        _FAMILY[_f] = _family
+
+
+def _parse_activation(
+    func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], families: Tuple[str, ...]
+) -> Optional[Tuple[Tensor, bool]]:
+    """``(input, inplace)`` for a prunable activation call, else None.
+
+    ``clamp`` / ``clamp_min`` / ``clip`` count only as ReLU-style clamps: ``min`` exactly 0 and
+    ``max`` None or a number. Every prunable activation maps 0 to 0, so masking its input masks
+    its output: ``act(x * m) = act(x) * m`` for a 0/1 mask ``m``.
+    """
+    family = _FAMILY.get(func)
+    if family is None or family not in families:
+        return None
+    x = _arg(args, kwargs, 0, "input", None)
+    if not isinstance(x, Tensor) or x.dim() == 0 or isinstance(x, nn.Parameter):
+        return None
+    name = getattr(func, "__name__", "")
+    inplace_name = name.endswith("_")
+    if family == "relu":
+        return x, inplace_name or bool(func is F.relu and _arg(args, kwargs, 1, "inplace", False))
+    if family == "relu6":
+        return x, bool(_arg(args, kwargs, 1, "inplace", False))
+    if family == "hardtanh":
+        low = _arg(args, kwargs, 1, "min_val", -1.0)
+        high = _arg(args, kwargs, 2, "max_val", 1.0)
+        if not (isinstance(low, (int, float)) and isinstance(high, (int, float))
+                and low <= 0 <= high):
+            return None
+        return x, inplace_name or bool(_arg(args, kwargs, 3, "inplace", False))
+    low = _arg(args, kwargs, 1, "min", None)
+    high = None if name.startswith("clamp_min") else _arg(args, kwargs, 2, "max", None)
+    if isinstance(low, bool) or not isinstance(low, (int, float)) or low != 0:
+        return None
+    if high is not None and (isinstance(high, bool) or not isinstance(high, (int, float))
+                             or high < 0):
+        return None
+    return x, inplace_name
+
+
+def _replace_input(args: Tuple[Any, ...], kwargs: Dict[str, Any], x: Tensor
+                   ) -> Tuple[Tuple[Any, ...], Dict[str, Any]]:
+    if args:
+        return (x,) + tuple(args[1:]), kwargs
+    return args, dict(kwargs, input=x)
+
+
+#: ``pre(index, site, input, inplace) -> input`` runs before an activation call (masking);
+#: ``post(index, site, output) -> output`` after it (recording, scaling).
+PreFn = Callable[[int, Any, Tensor, bool], Tensor]
+
+
+class _State:
+    """Per-forward bookkeeping shared by the mode and the hooks."""
+
+    def __init__(self, post: Optional[UnitFn], pre: Optional[PreFn], families: Tuple[str, ...],
+                 on_end: Optional[Callable[[int], None]]) -> None:
+        self.post = post
+        self.pre = pre
+        self.families = families
+        self.on_end = on_end
+        self.active = 0
+        self.count = 0
+        self.suppressed = 0
+        self.rows: Optional[int] = None
+
+
+class _ActivationMode(TorchFunctionMode):
+    def __init__(self, state: _State) -> None:
+        super().__init__()
+        self.state = state
+
+    def __torch_function__(self, func: Any, types: Any, args: Tuple[Any, ...] = (),
+                           kwargs: Optional[Dict[str, Any]] = None) -> Any:
+        kwargs = kwargs or {}
+        state = self.state
+        if state.active and not state.suppressed and func in _FAMILY:
+            parsed = _parse_activation(func, args, kwargs, state.families)
+            if parsed is not None and (state.rows is None or parsed[0].shape[0] == state.rows):
+                x, inplace = parsed
+                site = _FAMILY[func]
+                index = state.count
+                state.count += 1
+                if state.pre is not None:
+                    args, kwargs = _replace_input(args, kwargs, state.pre(index, site, x, inplace))
+                out = func(*args, **kwargs)
+                if state.post is not None:
+                    out = state.post(index, site, out)
+                return out
+        return func(*args, **kwargs)
+
+
+class UnitInterceptor:
+    """Context manager: every unit set of ``root``'s forward passes goes through ``fn``.
+
+    Unit sets are the calls of the activation ``families`` made while ``root`` runs (through
+    a :class:`~torch.overrides.TorchFunctionMode`) on tensors whose first dimension is the
+    batch (that of ``root``'s first tensor argument) and that are not parameters,
+    and the outputs of modules of
+    ``module_types`` (through forward hooks; activation calls inside such a module are not
+    units of their own). The call counter restarts at each call of ``root``; ``on_end(count)``
+    runs when ``root`` returns. Hooks and mode are removed on exit, also when the body raises.
 
     Args:
-        root (nn.Module): the module whose call starts a forward pass.
-        modules (sequence of nn.Module): the hooked modules.
-        fn (Callable[[int, nn.Module, Tensor], Tensor]): ``fn(call_index, module, output)``;
-                    returns the tensor that replaces the module output.
-        call_modules (list of nn.Module, optional): the expected module of each call.
+        root (nn.Module): the model; its call starts a forward pass.
+        post (Callable[[int, Any, Tensor], Tensor], optional): ``post(call_index, site,
+                    output)`` returns the tensor that replaces the unit output; ``site`` is the
+                    activation family name or the module.
+        families (tuple of str): activation families intercepted (see ``ACTIVATIONS``).
+        module_types (tuple of nn.Module subclasses): module types whose outputs are units.
+        on_end (Callable[[int], None], optional): called with the number of unit sets seen.
+        pre (Callable[[int, Any, Tensor, bool], Tensor], optional): ``pre(call_index, site,
+                    input, inplace)`` replaces the input of an activation call (for a hooked
+                    module: its output); with ``inplace`` it must modify ``input`` in place
+                    (the call's side effect stays the caller's).
     """
 
-    def __init__(
-        self,
-        root: nn.Module,
-        modules: Sequence[nn.Module],
-        fn: HookFn,
-        call_modules: Optional[Sequence[nn.Module]] = None,
-    ) -> None:
+    def __init__(self, root: nn.Module, post: Optional[UnitFn] = None,
+                 families: Tuple[str, ...] = ACTIVATIONS,
+                 module_types: Tuple[Type[nn.Module], ...] = (),
+                 on_end: Optional[Callable[[int], None]] = None,
+                 pre: Optional[PreFn] = None) -> None:
         self.root = root
-        self.modules = list(dict.fromkeys(modules))
-        self.fn = fn
-        self.call_modules = call_modules
-        self.count = 0
+        self.state = _State(post, pre, families, on_end)
+        self.modules = find_prunable_modules(root, module_types) if module_types else []
         self._handles: List[RemovableHandle] = []
+        self._mode: Optional[_ActivationMode] = None
 
-    def _reset(self, *_: Any) -> None:
-        self.count = 0
+    def _start(self, _module: nn.Module, args: Any) -> None:
+        state = self.state
+        if state.active == 0:
+            state.count = 0
+            state.suppressed = 0
+            first = next((a for a in args if isinstance(a, Tensor) and a.dim() > 0), None)
+            state.rows = None if first is None else int(first.shape[0])
+        state.active += 1
 
-    def _hook(self, module: nn.Module, _inputs: Any, output: Any) -> Tensor:
+    def _end(self, *_: Any) -> None:
+        state = self.state
+        state.active = max(0, state.active - 1)
+        if state.active == 0 and state.on_end is not None:
+            state.on_end(state.count)
+
+    def _module_pre(self, *_: Any) -> None:
+        self.state.suppressed += 1
+
+    def _module_post(self, module: nn.Module, _inputs: Any, output: Any) -> Any:
+        state = self.state
+        state.suppressed = max(0, state.suppressed - 1)
+        if not state.active or state.suppressed:
+            return output
         if not isinstance(output, Tensor):
             raise TypeError(f"prunable module {module!r} must return a Tensor")
-        index = self.count
-        expected = self.call_modules
-        if expected is not None and (index >= len(expected) or expected[index] is not module):
-            raise RuntimeError(
-                "the forward pass calls the prunable modules differently from the pass the "
-                "pathway was computed on (dynamic control flow, or `forward_func` does not call "
-                "`model` exactly once per evaluation)"
-            )
-        self.count += 1
-        return self.fn(index, module, output)
+        index = state.count
+        state.count += 1
+        if state.pre is not None:
+            output = state.pre(index, module, output, False)
+        if state.post is not None:
+            output = state.post(index, module, output)
+        return output
 
-    def __enter__(self) -> "CallHooks":
+    def __enter__(self) -> "UnitInterceptor":
+        if isinstance(self.root, torch.jit.ScriptModule):
+            raise ValueError(
+                "`model` is a scripted (torch.jit) module: its activation calls cannot be "
+                "intercepted, so it cannot be pruned; pass the eager model, or use sparsity 0 "
+                "(the wrapped method unchanged)"
+            )
         try:
-            self._handles.append(self.root.register_forward_pre_hook(self._reset))
-            for module in self.modules:
-                self._handles.append(module.register_forward_hook(self._hook))
+            self._handles.append(self.root.register_forward_pre_hook(self._start))
+            self._handles.append(self.root.register_forward_hook(self._end))
+            for module in dict.fromkeys(self.modules):
+                self._handles.append(module.register_forward_pre_hook(self._module_pre))
+                self._handles.append(module.register_forward_hook(self._module_post))
+            if self.state.families:
+                self._mode = _ActivationMode(self.state)
+                self._mode.__enter__()
         except BaseException:
-            self.remove()
+            self.__exit__(None, None, None)
             raise
         return self
 
-    def remove(self) -> None:
-        """Remove every hook this object installed."""
+    def __exit__(self, *exc: Any) -> None:
+        if self._mode is not None:
+            mode, self._mode = self._mode, None
+            mode.__exit__(None, None, None)
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,32 +480,42 @@ class CallHooks:
 # ----------------------------------------------------------------------------------------------
 
 
+def _site_name(site: Any) -> str:
+    return site if isinstance(site, str) else type(site).__name__
+
+
 @dataclass
 class Pathway:
-    """The critical pathway of one batch: a 0/1 mask per call of a prunable module.
+    """The critical pathway of one batch: a 0/1 mask per activation call.
 
     Args:
-        model (nn.Module): the network whose modules are masked (``root`` of the hooks).
+        model (nn.Module): the network whose activations are masked.
         forward_func (Callable): the function evaluated (usually ``model``).
-        call_modules (list of nn.Module): the module of each call, in forward order.
+        call_modules (list): the site of each call, in forward order: the activation family
+                    (``"relu"``, ``"relu6"``, ``"hardtanh"``, ``"clamp"``) of a functional or
+                    module call, or the module of a hooked ``module_types`` module.
         masks (list of Tensor): bool masks ``(B, *unit_shape)``, True = kept, one per call.
         scores (list of Tensor): the unit scores of each call (detached), same shapes (empty
                     when computed with ``keep_scores=False``).
         thresholds (Tensor): (B,) the per-sample threshold; units with ``score <= thr`` pruned.
         sparsity (float): the requested fraction of pruned units.
-        target (TargetType): the target used for scoring (formatted, one per sample or shared).
+        target (TargetType): the target used for scoring (one per sample or shared).
         clean_output (Tensor): the unpruned forward output (detached), for diagnostics.
+        families (tuple of str): the activation families intercepted.
+        module_types (tuple of type): the hooked module types.
     """
 
     model: nn.Module
     forward_func: Callable[..., Tensor]
-    call_modules: List[nn.Module]
+    call_modules: List[Any]
     masks: List[Tensor]
     scores: List[Tensor]
     thresholds: Tensor
     sparsity: float
     target: TargetType = None
     clean_output: Optional[Tensor] = field(default=None, repr=False)
+    families: Tuple[str, ...] = ACTIVATIONS
+    module_types: Tuple[Type[nn.Module], ...] = ()
 
     @property
     def batch_size(self) -> int:
@@ -268,8 +524,13 @@ class Pathway:
 
     @property
     def num_calls(self) -> int:
-        """Number of module calls (e.g. 17 for torchvision ResNet-18)."""
+        """Number of activation calls (e.g. 17 for torchvision ResNet-18)."""
         return len(self.masks)
+
+    @property
+    def num_units(self) -> int:
+        """Number of units per sample (all calls together)."""
+        return sum(int(m[0].numel()) for m in self.masks)
 
     def flat_masks(self) -> Tensor:
         """(B, U) bool: every unit of every call, in forward order."""
@@ -281,18 +542,21 @@ class Pathway:
         At least ``floor(sparsity * (U - 1)) + 1`` of the ``U`` units go (more when scores tie
         at the threshold), so it is ``>= sparsity * (U - 1) / U``.
         """
-        return 1.0 - self.flat_masks().float().mean(dim=1)
+        kept = torch.stack([m.reshape(m.shape[0], -1).sum(dim=1) for m in self.masks]).sum(0)
+        return 1.0 - kept.double() / self.num_units
 
     @contextmanager
-    def applied(self, expansion: str = "repeat") -> Iterator["Pathway"]:
-        """Context manager: every call of a pruned module returns ``output * mask``.
+    def applied(self, expansion: ExpansionType = "repeat") -> Iterator["Pathway"]:
+        """Context manager: every activation call of ``model`` returns ``output * mask``.
+
+        Each forward pass of ``model`` inside the context must make the same activation calls
+        as the pass the pathway was computed on (same order, same families, same unit shapes):
+        an extra call, a missing one, or another site raises ``RuntimeError`` (input-dependent
+        control flow cannot silently run part of the network unpruned).
 
         Args:
-            expansion (str): how a forward batch of ``k * B`` rows maps to the ``B`` masks:
-                        ``"repeat"`` (row ``i`` uses mask ``i % B``; Captum's
-                        IntegratedGradients and LayerIntegratedGradients order) or
-                        ``"repeat_interleave"`` (row ``i`` uses mask ``i // k``).
-                        Default: ``"repeat"``.
+            expansion (str or Callable): how a forward batch of ``k * B`` rows maps to the
+                        ``B`` masks, see :func:`expansion_index`. Default: ``"repeat"``.
 
         Examples::
 
@@ -305,56 +569,90 @@ class Pathway:
             >>> pruned.shape
             torch.Size([2, 2])
         """
-        check_choice("expansion", expansion, EXPANSIONS)
+        if not callable(expansion):
+            check_choice("expansion", expansion, EXPANSIONS)
         cache: Dict[Tuple[Any, ...], Tensor] = {}
+        batch = self.batch_size
+        sites = self.call_modules
 
-        def mask_output(index: int, _module: nn.Module, output: Tensor) -> Tensor:
-            key = (index, output.shape[0], output.dtype, output.device)
-            if key not in cache:
-                mask = self.masks[index].to(device=output.device, dtype=output.dtype)
-                cache[key] = _expand_rows(mask, output.shape[0], expansion)
-            mask = cache[key]
-            if mask.shape != output.shape:
+        def mask_input(index: int, site: Any, x: Tensor, inplace: bool) -> Tensor:
+            if index >= len(sites) or _site_name(sites[index]) != _site_name(site):
                 raise RuntimeError(
-                    f"call {index} returned shape {tuple(output.shape)}, the pathway holds a "
+                    f"activation call {index} ({_site_name(site)}) does not match the pathway, "
+                    f"computed on a pass with {len(sites)} calls: the forward pass calls the "
+                    "prunable activations differently (input-dependent control flow, or "
+                    "`forward_func` does not call `model` exactly once per evaluation)"
+                )
+            key = (index, x.shape[0], x.device)
+            if key not in cache:
+                mask = self.masks[index].to(device=x.device)
+                rows = expansion_index(expansion, x.shape[0], batch, x.device)
+                cache[key] = mask if rows is None else mask[rows]
+            mask = cache[key]
+            if mask.shape != x.shape:
+                raise RuntimeError(
+                    f"activation call {index} has shape {tuple(x.shape)}, the pathway holds a "
                     f"mask of shape {tuple(mask.shape)}"
                 )
-            return output * mask
+            if inplace:
+                return x.mul_(mask)
+            return torch.where(mask, x, x.new_zeros(()))
 
-        with CallHooks(self.model, self.call_modules, mask_output, self.call_modules):
+        def check_end(count: int) -> None:
+            if count != len(sites):
+                raise RuntimeError(
+                    f"the forward pass made {count} prunable activation calls, the pathway was "
+                    f"computed on a pass with {len(sites)}: part of the network would run "
+                    "unpruned (input-dependent control flow)"
+                )
+
+        with UnitInterceptor(self.model, None, self.families, self.module_types,
+                             on_end=check_end, pre=mask_input):
             yield self
 
-    def diagnostics(
+    def probabilities(
         self, inputs: Union[Tensor, Tuple[Tensor, ...]], additional_forward_args: Any = None
     ) -> Dict[str, Tensor]:
-        """Realised sparsity and the relative change of the target probability caused by pruning.
-
-        One forward pass of the pruned network (no gradient) at the inputs the pathway was
-        computed for.
+        """Target probability before and after pruning (one no-grad pruned forward pass).
 
         Args:
-            inputs (Tensor or tuple of Tensor): the same inputs as given to ``compute``.
+            inputs (Tensor or tuple of Tensor): the inputs the pathway was computed for.
             additional_forward_args (Any, optional): as given to ``compute``.
 
         Returns:
-            dict with ``"realized_sparsity"`` (B,), ``"target_prob"`` (B,) of the unpruned net,
-            ``"pruned_target_prob"`` (B,) and ``"relative_prob_change"`` (B,) =
-            ``(p_pruned - p) / p`` (softmax over dim 1 of a 2-D output).
+            dict with ``"target_prob"``, ``"pruned_target_prob"`` and
+            ``"relative_prob_change"`` = ``(p_pruned - p) / p``, each (B,) (softmax over dim 1
+            of a 2-D output).
         """
         if self.clean_output is None or self.clean_output.dim() != 2:
-            raise ValueError("diagnostics need a forward_func returning (B, num_classes) logits")
+            raise ValueError("target probabilities need a forward_func returning (B, C) logits")
         inputs_tuple = _format_tensor_into_tuples(inputs)
         args = _format_additional_forward_args(additional_forward_args)
-        with torch.no_grad(), self.applied():
+        with preserved_model_state(self.model), torch.no_grad(), self.applied():
             pruned = _run_forward(self.forward_func, inputs_tuple, None, args)
         clean_p = _select_targets(torch.softmax(self.clean_output.float(), dim=1), self.target)
         pruned_p = _select_targets(torch.softmax(pruned.detach().float(), dim=1), self.target)
         return {
-            "realized_sparsity": self.realized_sparsity(),
             "target_prob": clean_p,
             "pruned_target_prob": pruned_p,
             "relative_prob_change": (pruned_p - clean_p) / clean_p,
         }
+
+    def diagnostics(
+        self, inputs: Union[Tensor, Tuple[Tensor, ...]], additional_forward_args: Any = None
+    ) -> Dict[str, Tensor]:
+        """Deprecated: use ``attribute(..., return_diagnostics=True)`` (or :meth:`probabilities`).
+
+        Returns the dict of :meth:`probabilities` plus ``"realized_sparsity"``.
+        """
+        warn_external(
+            "`Pathway.diagnostics()` is deprecated; use `attribute(..., "
+            "return_diagnostics=True)`, which returns a PathwayDiagnostics",
+            DeprecationWarning,
+        )
+        result = {"realized_sparsity": self.realized_sparsity()}
+        result.update(self.probabilities(inputs, additional_forward_args))
+        return result
 
 
 # ----------------------------------------------------------------------------------------------
@@ -370,10 +668,25 @@ def default_target(output: Tensor, target: TargetType) -> TargetType:
     return target
 
 
+def check_inputs(inputs: Any) -> Tuple[Tensor, ...]:
+    """``inputs`` as a tuple of tensors with one batch size; NaN or inf raise naming ``inputs``."""
+    inputs_tuple = _format_tensor_into_tuples(inputs)
+    if not inputs_tuple or not all(isinstance(x, Tensor) for x in inputs_tuple):
+        raise TypeError("`inputs` must be a tensor or a tuple of tensors")
+    batch = inputs_tuple[0].shape[0] if inputs_tuple[0].dim() else None
+    for x in inputs_tuple:
+        if x.dim() == 0 or x.shape[0] != batch:
+            raise ValueError("`inputs` must share their first (batch) dimension")
+        check_finite("inputs", x)
+    return cast(Tuple[Tensor, ...], inputs_tuple)
+
+
 class CriticalPathway:
     r"""Finds the critical pathway of each input: the units to keep, by a global percentile.
 
-    ``compute(inputs, target, sparsity)`` returns a :class:`Pathway`. Scoring rules:
+    ``compute(inputs, target, sparsity)`` returns a :class:`Pathway`. Units are the outputs of
+    every activation call of the ``activations`` families (functional or module, found while
+    the model runs) and of every module of ``module_types``. Scoring rules:
 
     - ``"taylor"`` (the paper's NeuronMCT, default): ``|a * dS/da|`` from one forward and one
       backward pass of the unpruned network; ``S`` is the target output (pre-softmax logit).
@@ -389,18 +702,25 @@ class CriticalPathway:
     ``sparsity = 0`` prunes nothing. The realised sparsity is at least
     ``sparsity * (U - 1) / U`` for ``U`` units, more where scores tie (e.g. dead ReLUs score 0).
 
-    The model is not changed: only forward hooks (removed on exit) are used; its mode is left as
-    is (call ``model.eval()`` yourself, as for any Captum method).
+    The model is not changed (parameters, buffers, ``training``, ``requires_grad`` and hooks are
+    restored, also on error); its mode is left as is (call ``model.eval()`` yourself, as for
+    any Captum method).
 
     Args:
-        model (nn.Module): the network; its prunable submodules are found by type.
+        model (nn.Module): the network.
         forward_func (Callable, optional): what is evaluated; must call ``model`` exactly once.
                     Default: ``model``.
-        module_types (sequence of nn.Module subclasses): default ``(nn.ReLU,)``.
+        module_types (sequence of nn.Module subclasses, optional): module types whose outputs
+                    are units too (for activations that are not intercepted, e.g. ``nn.GELU``).
+                    Default: none; ReLU-family modules are found through their functional call.
         scoring (str): ``"taylor"``, ``"neuron_int_grad"`` or ``"random"``. Default ``"taylor"``.
         n_steps (int): steps of ``"neuron_int_grad"``. Default 8.
-        internal_batch_size (int, optional): rows per forward pass of ``"neuron_int_grad"``.
+        internal_batch_size (int, optional): the most rows per forward pass of
+                    ``"neuron_int_grad"``. Default: all at once.
         generator (torch.Generator, optional): random source of ``"random"``.
+        activations (sequence of str): intercepted activation families, from ``("relu",
+                    "relu6", "hardtanh", "clamp")`` (``clamp`` = ``clamp``/``clamp_min``/``clip``
+                    with ``min=0``). Default: all four.
 
     Examples::
 
@@ -411,18 +731,19 @@ class CriticalPathway:
         >>> pathway.num_calls, tuple(pathway.masks[0].shape)
         (2, (5, 16))
         >>> pathway.realized_sparsity()
-        tensor([0.7500, 0.7500, 0.7500, 0.7500, 0.7500])
+        tensor([0.7500, 0.7500, 0.7500, 0.7500, 0.7500], dtype=torch.float64)
     """
 
     def __init__(
         self,
         model: nn.Module,
         forward_func: Optional[Callable[..., Tensor]] = None,
-        module_types: Sequence[Type[nn.Module]] = (nn.ReLU,),
+        module_types: Optional[Sequence[Type[nn.Module]]] = None,
         scoring: str = "taylor",
         n_steps: int = 8,
         internal_batch_size: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
+        activations: Sequence[str] = ACTIVATIONS,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
@@ -434,7 +755,12 @@ class CriticalPathway:
             check_int_at_least("internal_batch_size", internal_batch_size, 1)
         self.model = model
         self.forward_func = forward_func if forward_func is not None else model
-        self.modules = find_prunable_modules(model, module_types)
+        self.module_types = _check_module_types(module_types)
+        self.families = _check_activations(activations)
+        if not self.families and not find_prunable_modules(model, self.module_types):
+            raise ValueError("`model` has no prunable modules of `module_types` and "
+                             "`activations` is empty: nothing can be pruned")
+        self.modules = find_prunable_modules(model, self.module_types)
         self.scoring = scoring
         self.n_steps = n_steps
         self.internal_batch_size = internal_batch_size
@@ -453,7 +779,7 @@ class CriticalPathway:
         """Score every unit at ``inputs`` and threshold each sample.
 
         Args:
-            inputs (Tensor or tuple of Tensor): batch of inputs (dim 0 = samples).
+            inputs (Tensor or tuple of Tensor): batch of inputs (dim 0 = samples, at least 1).
             target (int, tuple, Tensor or list, optional): Captum target; None picks the
                         predicted class of a (B, C) output.
             sparsity (float): fraction of units pruned per sample, in [0, 1). Default 0.95
@@ -466,21 +792,26 @@ class CriticalPathway:
             Pathway: masks, scores, thresholds and the unpruned output.
         """
         check_fraction("sparsity", sparsity)
-        inputs_tuple = tuple(
-            x.detach().requires_grad_(x.is_floating_point())
-            for x in _format_tensor_into_tuples(inputs)
-        )
+        inputs_tuple = check_inputs(inputs)
+        batch = inputs_tuple[0].shape[0]
+        if batch == 0:
+            raise ValueError("`inputs` has an empty batch: there is no pathway to compute")
+        check_target(target, batch)
         args = _format_additional_forward_args(additional_forward_args)
-        call_modules, taylor, output, target, flat = self._taylor_pass(inputs_tuple, target, args)
-        if self.scoring == "taylor":
-            scores = taylor
-        elif self.scoring == "random":
-            scores = [
-                torch.rand(a.shape, generator=self.generator, device="cpu").to(a.device)
-                for a in taylor
-            ]
-        else:
-            scores = self._neuron_int_grad_scores(inputs_tuple, target, args, call_modules)
+        with preserved_model_state(self.model):
+            inputs_tuple = tuple(
+                x.detach().requires_grad_(x.is_floating_point()) for x in inputs_tuple
+            )
+            sites, taylor, output, target, flat = self._taylor_pass(inputs_tuple, target, args)
+            if self.scoring == "taylor":
+                scores = taylor
+            elif self.scoring == "random":
+                scores = [
+                    torch.rand(a.shape, generator=self.generator, device="cpu").to(a.device)
+                    for a in taylor
+                ]
+            else:
+                scores = self._neuron_int_grad_scores(inputs_tuple, target, args, sites)
         if self.scoring != "taylor":
             del taylor
             flat = torch.cat([sc.reshape(sc.shape[0], -1) for sc in scores], dim=1)
@@ -488,44 +819,61 @@ class CriticalPathway:
         return Pathway(
             model=self.model,
             forward_func=self.forward_func,
-            call_modules=call_modules,
+            call_modules=sites,
             masks=masks,
             scores=scores if keep_scores else [],
             thresholds=thresholds,
             sparsity=float(sparsity),
             target=target,
             clean_output=output.detach(),
+            families=self.families,
+            module_types=self.module_types,
         )
 
     # -- scoring passes ----------------------------------------------------------------------
 
+    def _interceptor(self, fn: UnitFn) -> UnitInterceptor:
+        return UnitInterceptor(self.model, fn, self.families, self.module_types)
+
+    def _no_units_error(self) -> ValueError:
+        return ValueError(
+            "`forward_func` made no prunable activation call while `model` ran (activation "
+            f"families {self.families}, module types "
+            f"{tuple(t.__name__ for t in self.module_types)}): a scripted/traced model or an "
+            "activation of another kind cannot be pruned; pass `module_types` for activation "
+            "modules such as nn.GELU, or use sparsity 0"
+        )
+
     def _taylor_pass(
         self, inputs: Tuple[Tensor, ...], target: TargetType, args: Any, clone: bool = False
-    ) -> Tuple[List[nn.Module], List[Tensor], Tensor, TargetType, Tensor]:
+    ) -> Tuple[List[Any], List[Tensor], Tensor, TargetType, Tensor]:
         """One forward + one backward: the calls, ``|a * dS/da|`` per call, output, target.
 
         The scores are views into one (B, U) buffer (also returned), filled call by call while
         the activations and gradients are released. Activations are recorded as they are; if a
-        later inplace op changed one (its version moved), the pass is redone with the hooks
-        returning copies, so the recorded values stay intact.
+        later inplace op changed one (its version moved), the pass is redone with copies.
         """
-        modules: List[nn.Module] = []
+        sites: List[Any] = []
         outputs: List[Optional[Tensor]] = []
         versions: List[int] = []
 
-        def record(_index: int, module: nn.Module, output: Tensor) -> Tensor:
-            modules.append(module)
+        def record(_index: int, site: Any, output: Tensor) -> Tensor:
+            sites.append(site)
             outputs.append(output)
             versions.append(output._version)
             return output.clone() if clone else output
 
         batch = inputs[0].shape[0]
-        with torch.enable_grad(), CallHooks(self.model, self.modules, record):
+        with torch.enable_grad(), self._interceptor(record):
             output = _run_forward(self.forward_func, inputs, None, args)
-            if not modules:
-                raise ValueError("`forward_func` never called a prunable module of `model`")
+            if not sites:
+                raise self._no_units_error()
             changed = any(cast(Tensor, a)._version != v for a, v in zip(outputs, versions))
             if not (changed and not clone):
+                if any(a is None or a.dim() == 0 or a.shape[0] != batch for a in outputs):
+                    raise ValueError(
+                        "prunable activations must return tensors with the batch as dim 0"
+                    )
                 target = default_target(output, target)
                 selected = _select_targets(output, target)
                 if selected.numel() != batch:
@@ -533,11 +881,10 @@ class CriticalPathway:
                         "`target` must select one scalar output per sample, got "
                         f"{selected.numel()} values for {batch} samples"
                     )
-                grads = list(torch.autograd.grad(selected.sum(), outputs, allow_unused=True))
+                grads: List[Optional[Tensor]] = list(torch.autograd.grad(
+                    selected.sum(), cast(List[Tensor], outputs), allow_unused=True))
         if changed and not clone:
             return self._taylor_pass(inputs, target, args, clone=True)
-        if any(a is None or a.dim() == 0 or a.shape[0] != batch for a in outputs):
-            raise ValueError("prunable modules must return tensors with the batch as dim 0")
         first = cast(Tensor, outputs[0])
         sizes = [cast(Tensor, a)[0].numel() for a in outputs]
         flat = torch.empty(batch, sum(sizes), dtype=first.dtype, device=first.device)
@@ -553,31 +900,44 @@ class CriticalPathway:
             outputs[i] = grads[i] = None  # release as we go
             scores.append(view)
             offset += size
-        return modules, scores, output, target, flat
+        return sites, scores, output, target, flat
 
     def _neuron_int_grad_scores(
         self,
         inputs: Tuple[Tensor, ...],
         target: TargetType,
         args: Any,
-        call_modules: List[nn.Module],
+        sites: List[Any],
     ) -> List[Tensor]:
-        """Per call: ``|a * mean_alpha dS/d(alpha a)|``, the other calls unscaled."""
+        """Per call: ``|a * mean_alpha dS/d(alpha a)|``, the other calls unscaled.
+
+        At most ``internal_batch_size`` rows per forward pass: several alphas per pass when the
+        batch fits, else the batch in slices of samples.
+        """
         batch = inputs[0].shape[0]
         steps = self.n_steps
         alphas_all = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
-        per_chunk = max(1, (self.internal_batch_size or batch * steps) // batch)
+        limit = self.internal_batch_size or batch * steps
+        per_chunk = max(1, limit // batch)
+        sample_chunk = min(batch, limit)
         scores: List[Tensor] = []
-        for call in range(len(call_modules)):
-            grad_sum: Optional[Tensor] = None
-            value: Optional[Tensor] = None
-            for start in range(0, steps, per_chunk):
-                alphas = alphas_all[start:start + per_chunk]
-                grad, value = self._scaled_call_grad(inputs, target, args, call_modules, call,
-                                                     alphas)
-                grad_sum = grad if grad_sum is None else grad_sum + grad
-            assert grad_sum is not None and value is not None
-            scores.append((value * grad_sum / steps).abs())
+        for call in range(len(sites)):
+            parts = []
+            for start in range(0, batch, sample_chunk):
+                rows = slice(start, start + sample_chunk)
+                sub_inputs = tuple(x[rows] for x in inputs)
+                n = sub_inputs[0].shape[0]
+                sub_target = select_target(target, rows)
+                sub_args = select_additional_args(args, rows, batch) if n != batch else args
+                grad_sum: Optional[Tensor] = None
+                value: Optional[Tensor] = None
+                for s in range(0, steps, per_chunk):
+                    grad, value = self._scaled_call_grad(
+                        sub_inputs, sub_target, sub_args, call, alphas_all[s:s + per_chunk])
+                    grad_sum = grad if grad_sum is None else grad_sum + grad
+                assert grad_sum is not None and value is not None
+                parts.append((value * grad_sum / steps).abs())
+            scores.append(torch.cat(parts) if len(parts) > 1 else parts[0])
         return scores
 
     def _scaled_call_grad(
@@ -585,7 +945,6 @@ class CriticalPathway:
         inputs: Tuple[Tensor, ...],
         target: TargetType,
         args: Any,
-        call_modules: List[nn.Module],
         call: int,
         alphas: Tensor,
     ) -> Tuple[Tensor, Tensor]:
@@ -594,10 +953,10 @@ class CriticalPathway:
         k = alphas.numel()
         expanded = tuple(torch.cat([x] * k, dim=0) for x in inputs)
         exp_args = _expand_additional_forward_args(args, k) if args is not None else None
-        exp_target = _expand_target(target, k)
+        exp_target = expand_target(target, k, interleave=False)
         captured: List[Tensor] = []
 
-        def scale(index: int, _module: nn.Module, output: Tensor) -> Tensor:
+        def scale(index: int, _site: Any, output: Tensor) -> Tensor:
             if index != call:
                 return output
             factor = alphas.to(device=output.device, dtype=output.dtype).repeat_interleave(batch)
@@ -605,7 +964,7 @@ class CriticalPathway:
             captured.extend([output.detach()[:batch].clone(), scaled])
             return scaled
 
-        with torch.enable_grad(), CallHooks(self.model, self.modules, scale, call_modules):
+        with torch.enable_grad(), self._interceptor(scale):
             output = _run_forward(self.forward_func, expanded, None, exp_args)
             selected = _select_targets(output, exp_target)
             (grad,) = torch.autograd.grad(selected.sum(), captured[1], allow_unused=True)
@@ -637,12 +996,15 @@ def threshold_scores(
         ([[False, True], [False, False]], [[False], [False]], [2.0, 1.0])
     """
     check_fraction("sparsity", sparsity)
+    if sparsity == 0:
+        first = scores[0]
+        thresholds = torch.full((first.shape[0],), -math.inf, dtype=first.dtype,
+                                device=first.device)
+        return [torch.ones_like(s, dtype=torch.bool) for s in scores], thresholds
     if flat is None:
         flat = torch.cat([s.reshape(s.shape[0], -1) for s in scores], dim=1)
-    if sparsity == 0:
-        thresholds = torch.full((flat.shape[0],), -math.inf, dtype=flat.dtype, device=flat.device)
-        return [torch.ones_like(s, dtype=torch.bool) for s in scores], thresholds
     thresholds = percentile_threshold(flat, float(sparsity))
     shape = (-1,)
     masks = [s > thresholds.view(shape + (1,) * (s.dim() - 1)) for s in scores]
     return masks, thresholds
+
