@@ -25,7 +25,7 @@ from captum_ext.attr.meaningful_perturbation import (
 )
 from captum_ext.attr.neflag import NeFLAG, NeFLAGDiagnostics
 from captum_ext.attr.pathway import CriticalPathway, Pathway
-from captum_ext.attr.pathway_gradient import PathwayGradient, PrunedAttribution
+from captum_ext.attr.pathway_gradient import PathwayDiagnostics, PathwayGradient, PrunedAttribution
 
 __all__ = [
     "CriticalPathway",
@@ -40,6 +40,7 @@ __all__ = [
     "NeFLAG",
     "NeFLAGDiagnostics",
     "Pathway",
+    "PathwayDiagnostics",
     "PathwayGradient",
     "PrunedAttribution",
     "binary_cosine_similarity",
