@@ -9,7 +9,7 @@ spatial and colour weights, ``P = D^-1 W``, ``V = R + gamma P V`` and the output
 ``(1 - gamma) V``, a weighted average of the base attributions in their own units.
 """
 
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from captum.attr import Attribution, LayerAttribution
@@ -262,7 +262,7 @@ class IProp(Attribution):
                        tol, max_iter)
         super().__init__(base_method.forward_func)
         self.base_method = base_method
-        self.options = dict(
+        self.options: Dict[str, Any] = dict(
             gamma=gamma, radius=radius, sigma_s=sigma_s, sigma_c=sigma_c,
             color_space=color_space, self_loop=self_loop, reward=reward, rescale=rescale,
             solver=solver, operator=operator, tol=tol, max_iter=max_iter,

@@ -45,6 +45,20 @@ class GraphOperator(ABC):
         """``P x = D^-1 W x`` for ``x`` of shape (B, M, H, W)."""
         return self.apply(x) / self.degree
 
+    def step(
+        self, x: Tensor, reward: Tensor, gamma: float, out: Optional[Tensor] = None,
+        scratch: Optional[Tensor] = None,
+    ) -> Tensor:
+        """One value-iteration step ``reward + gamma P x``, written into ``out`` when given.
+
+        ``scratch`` (the shape of ``x``) may be used as workspace.
+        """
+        cached = getattr(self, "_degree_over_gamma", None)
+        if cached is None or cached[0] != gamma:
+            cached = (gamma, self.degree / gamma)
+            self._degree_over_gamma = cached
+        return torch.addcdiv(reward, self.apply(x, out=scratch), cached[1], out=out)
+
     @abstractmethod
     def to_dense(self) -> Tensor:
         """``W`` as a dense (B H W, B H W) matrix (for tests on small images)."""
