@@ -1,5 +1,7 @@
 """IProp as a Captum Attribution: composition with Captum methods, metrics and bad input."""
 
+import warnings
+
 import pytest
 import torch
 from captum.attr import (
@@ -247,3 +249,137 @@ def test_batched_equals_one_at_a_time_in_float32_at_the_defaults():
             single = propagate(maps[i : i + 1], guide[i : i + 1], solver=solver)
             torch.testing.assert_close(batched[i : i + 1], single, rtol=0,
                                        atol=4 * eps * float(single.abs().max()))
+
+
+# ----------------------------------------------------------------------------- issue 13
+
+
+@pytest.mark.parametrize("solver", ["cg", "value_iteration"])
+def test_tol_zero_in_float32_stays_finite_and_accurate(solver):
+    """tol=0 used to drive float32 CG to NaN; it now runs to the float precision limit."""
+    x = _images(batch=2, size=10)
+    maps = torch.randn(2, 3, 10, 10, generator=torch.Generator().manual_seed(3))
+    reference = propagate(maps.double(), x.double(), tol=1e-12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = propagate(maps, x, tol=0.0, solver=solver, max_iter=3000)
+    # value iteration may reach an exact float fixed point (step 0: the rule is met)
+    assert solver != "cg" or any("tol=0" in str(w.message) for w in caught)
+    assert bool(torch.isfinite(out).all())
+    torch.testing.assert_close(out.double(), reference, rtol=0, atol=1e-4 * maps.abs().max())
+    with pytest.warns(RuntimeWarning):
+        net = _net()
+        assert bool(torch.isfinite(IProp(Saliency(net), tol=0.0, max_iter=500)
+                                   .attribute(x, target=0)).all())
+
+
+def test_guide_outside_zero_one_is_refused():
+    x = _images()
+    maps = torch.randn(2, 3, 12, 12)
+    with pytest.raises(ValueError, match=r"`guide` must have values in \[0, 1\]"):
+        propagate(maps, x * 255)
+    with pytest.raises(ValueError, match="guide"):
+        propagate(maps, x - 0.5)  # a normalised image
+    with pytest.raises(ValueError, match="guide"):
+        IProp(Saliency(_net())).attribute(x, guide=x * 255, target=0)
+    # the documented fixes work: a 0..255 guide divided by 255 is the [0, 1] guide
+    torch.testing.assert_close(propagate(maps, (x * 255).round() / 255),
+                               propagate(maps, (x * 255).round() / 255))
+
+
+def test_radius_larger_than_the_image():
+    x, maps = _images(batch=1, size=16), torch.randn(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="`radius`=17"):
+        propagate(maps, x, radius=17)
+    with pytest.raises(ValueError, match="radius"):
+        IProp(Saliency(_net()), radius=16).attribute(x, target=0)
+    # a radius between the short and the long side works: a flat 3x16 image with sigma_s inf
+    # and colour ignored is a complete graph along each row of reach 5 (checked densely)
+    flat = torch.zeros(1, 1, 3, 16, dtype=torch.float64)
+    reward = torch.randn(1, 1, 3, 16, dtype=torch.float64)
+    out = propagate(reward, flat, radius=5, sigma_s=float("inf"), sigma_c=float("inf"),
+                    gamma=0.5, tol=1e-12)
+    ys, xs = torch.meshgrid(torch.arange(3), torch.arange(16), indexing="ij")
+    near = ((ys.reshape(-1, 1) - ys.reshape(1, -1)).abs() <= 5) & (
+        (xs.reshape(-1, 1) - xs.reshape(1, -1)).abs() <= 5)
+    weights = near.double()
+    transition = weights / weights.sum(1, keepdim=True)
+    expected = 0.5 * torch.linalg.solve(torch.eye(48, dtype=torch.float64) - 0.5 * transition,
+                                        reward.flatten())
+    torch.testing.assert_close(out.flatten(), expected)
+
+
+def test_empty_batch_gives_an_empty_result_without_running_the_model():
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.calls = _net(), 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.inner(x)
+
+    model = Counting()
+    empty = torch.zeros(0, 3, 12, 12)
+    out = IProp(Saliency(model)).attribute(empty, target=0)
+    assert out.shape == (0, 3, 12, 12) and model.calls == 0
+    assert propagate(torch.zeros(0, 2, 12, 12), empty).shape == (0, 2, 12, 12)
+
+
+def test_nan_in_maps_guide_and_inputs_names_the_argument():
+    x = _images()
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    maps = torch.randn(2, 3, 12, 12)
+    with pytest.raises(ValueError, match="`guide`"):
+        propagate(maps, bad)
+    with pytest.raises(ValueError, match="`attributions`"):
+        propagate(bad, x)
+    with pytest.raises(ValueError, match="`inputs`"):
+        IProp(Saliency(_net())).attribute(bad, target=0)
+    with pytest.raises(ValueError, match="`guide`"):
+        IProp(Saliency(_net())).attribute(x, guide=bad, target=0)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("gamma", float("nan")), ("gamma", float("inf")), ("sigma_s", float("nan")),
+    ("sigma_c", float("nan")), ("tol", float("nan")), ("tol", float("inf")),
+    ("sigma_s", 0.0), ("sigma_c", -float("inf")), ("max_iter", 2.5), ("radius", 1.0),
+    ("self_loop", 1), ("rescale", "yes"), ("reward", "max"), ("color_space", "hsv"),
+])
+def test_bad_parameters_are_refused_naming_them(name, value):
+    with pytest.raises((ValueError, TypeError), match=f"`{name}`"):
+        IProp(Saliency(_net()), **{name: value})
+    with pytest.raises((ValueError, TypeError), match=f"`{name}`"):
+        propagate(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), **{name: value})
+
+
+def test_infinite_bandwidths_are_accepted():
+    x, maps = _images(), torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    out = propagate(maps, x, sigma_c=float("inf"))
+    # colour ignored: the same as a graph on a flat guide
+    torch.testing.assert_close(out, propagate(maps, torch.zeros_like(x)))
+    assert bool(torch.isfinite(propagate(maps, x, sigma_s=float("inf"))).all())
+
+
+def test_a_model_that_raises_mid_forward_is_left_as_it_was():
+    class HalfWay(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = nn.Conv2d(3, 2, 3), nn.Linear(2, 2)
+
+        def forward(self, x):
+            self.first.register_forward_hook(lambda *args: None)
+            self.eval()
+            for p in self.parameters():
+                p.requires_grad_(False)
+            self.first(x)
+            raise RuntimeError("boom")
+
+    model = HalfWay().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="boom"):
+        IProp(Saliency(model)).attribute(_images(), target=0)
+    assert model.training and model.first.training
+    assert all(p.requires_grad for p in model.parameters()) and num_hooks(model) == 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -9,14 +9,16 @@ spatial and colour weights, ``P = D^-1 W``, ``V = R + gamma P V`` and the output
 ``(1 - gamma) V``, a weighted average of the base attributions in their own units.
 """
 
+from contextlib import nullcontext
 from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from captum.attr import Attribution, LayerAttribution
 from captum.log import log_usage
-from torch import Tensor
+from torch import Tensor, nn
 
 from captum_ext._compat import TensorOrTupleOfTensorsGeneric
+from captum_ext._checks import check_choice
 from captum_ext._utils import (
     as_tuple,
     check_fraction,
@@ -24,6 +26,7 @@ from captum_ext._utils import (
     check_int_at_least,
     check_positive,
     like_input,
+    preserved_model_state,
 )
 from captum_ext.propagate import (
     COLOR_SPACES,
@@ -46,27 +49,33 @@ DEFAULT_GAMMA = 0.99
 DEFAULT_MAX_ITER = 5000
 
 REWARDS = ("signed", "abs", "sum")
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+#: Slack on the guide's [0, 1] range (float rounding of a scaled image).
+_GUIDE_SLACK = 1e-3
 OPERATORS = ("stencil", "csr")
 
 
 def _check_options(
     gamma: float, radius: int, sigma_s: float, sigma_c: float, color_space: str, reward: str,
-    solver: str, operator: str, tol: float, max_iter: int,
+    solver: str, operator: str, tol: float, max_iter: int, self_loop: bool = True,
+    rescale: bool = True,
 ) -> None:
     check_fraction("gamma", gamma)
     check_int_at_least("radius", radius, 0)
-    check_positive("sigma_s", sigma_s, allow_inf=True)
-    check_positive("sigma_c", sigma_c, allow_inf=True)
+    check_positive("sigma_s", sigma_s, allow_inf=True)  # inf: a flat window
+    check_positive("sigma_c", sigma_c, allow_inf=True)  # inf: colour ignored
     check_positive("tol", tol, allow_zero=True)
     check_int_at_least("max_iter", max_iter, 0)
+    for name, flag in (("self_loop", self_loop), ("rescale", rescale)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"`{name}` must be a bool, got {type(flag).__name__}")
     for name, value, allowed in (
         ("color_space", color_space, COLOR_SPACES),
         ("reward", reward, REWARDS),
         ("solver", solver, SOLVERS),
         ("operator", operator, OPERATORS),
     ):
-        if value not in allowed:
-            raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}")
+        check_choice(name, value, allowed)
 
 
 def _check_finite(name: str, tensor: Tensor) -> None:
@@ -76,6 +85,29 @@ def _check_finite(name: str, tensor: Tensor) -> None:
         raise ValueError(
             f"`{name}` contains NaN or infinite values (images {images}); propagating them "
             f"would spread them over the whole image"
+        )
+
+
+def _check_guide_range(guide: Tensor) -> None:
+    """The colour bandwidth is in units of a [0, 1] image: refuse 0..255 or normalised guides."""
+    if guide.numel() == 0:
+        return
+    low, high = (float(v) for v in torch.aminmax(guide))
+    if low < -_GUIDE_SLACK or high > 1.0 + _GUIDE_SLACK:
+        raise ValueError(
+            f"`guide` must have values in [0, 1] (got min {low:.4g}, max {high:.4g}): "
+            "`sigma_c` is in those units, so a 0..255 or normalised image leaves every pixel "
+            "unconnected and the maps unchanged; pass e.g. "
+            "`captum_ext.propagate.min_max_scale(images)` or `images / 255`"
+        )
+
+
+def _check_radius(radius: int, guide: Tensor) -> None:
+    height, width = guide.shape[2:]
+    if radius >= max(height, width):
+        raise ValueError(
+            f"`radius`={radius} must be smaller than the image ({height}x{width}): the window "
+            f"would reach past every border"
         )
 
 
@@ -160,11 +192,14 @@ def propagate(
         (torch.Size([1, 1, 8, 8]), True)
     """
     _check_options(gamma, radius, sigma_s, sigma_c, color_space, reward, solver, operator, tol,
-                   max_iter)
+                   max_iter, self_loop, rescale)
     check_image_batch("attributions", attributions)
     _check_finite("attributions", attributions)
     guide = _match_guide(guide, attributions).detach()
     _check_finite("guide", guide)
+    if affinity is None:
+        _check_guide_range(guide)
+        _check_radius(radius, guide)
     rewards = attributions.detach()
     if reward == "abs":
         rewards = rewards.abs()
@@ -259,7 +294,8 @@ class IProp(Attribution):
                 f"{type(base_method).__name__}; use `propagate` for ready-made maps"
             )
         _check_options(gamma, radius, sigma_s, sigma_c, color_space, reward, solver, operator,
-                       tol, max_iter)
+                       tol, max_iter, self_loop, rescale)
+        check_choice("interpolate_mode", interpolate_mode, INTERPOLATE_MODES)
         super().__init__(base_method.forward_func)
         self.base_method = base_method
         self.options: Dict[str, Any] = dict(
@@ -296,10 +332,16 @@ class IProp(Attribution):
         """
         input_tuple = as_tuple(inputs)
         for index, tensor in enumerate(input_tuple):
-            check_image_batch(f"inputs[{index}]" if isinstance(inputs, tuple) else "inputs",
-                              tensor)
+            name = f"inputs[{index}]" if isinstance(inputs, tuple) else "inputs"
+            check_image_batch(name, tensor)
+            _check_finite(name, tensor)
         guides = self._guides(input_tuple, guide, isinstance(inputs, tuple))
-        base = self.base_method.attribute(inputs, **base_kwargs)
+        if input_tuple[0].shape[0] == 0:  # an empty batch: an empty result, no model run
+            return like_input(inputs, [torch.zeros_like(t) for t in input_tuple])
+        model = self.forward_func
+        state = preserved_model_state(model) if isinstance(model, nn.Module) else nullcontext()
+        with state:
+            base = self.base_method.attribute(inputs, **base_kwargs)
         if isinstance(base, tuple) != isinstance(inputs, tuple) or (
             isinstance(base, tuple) and len(base) != len(input_tuple)
         ):
@@ -318,6 +360,8 @@ class IProp(Attribution):
         self, inputs: Tuple[Tensor, ...], guide: Optional[Union[Tensor, Tuple[Tensor, ...]]],
         is_tuple: bool,
     ) -> Tuple[Tensor, ...]:
+        for tensor in inputs:
+            _check_radius(self.options["radius"], tensor)
         if guide is None:
             return tuple(min_max_scale(tensor.detach()) for tensor in inputs)
         guides = as_tuple(guide)  # a tensor guide also fits a 1-tuple of inputs (sensitivity_max)
@@ -327,6 +371,8 @@ class IProp(Attribution):
             )
         for tensor, image in zip(inputs, guides):
             check_image_batch("guide", image)
+            _check_finite("guide", image)
+            _check_guide_range(image)
             if image.shape[2:] != tensor.shape[2:]:
                 raise ValueError(
                     f"`guide` has spatial size {tuple(image.shape[2:])} but the inputs have "

@@ -50,9 +50,13 @@ def shifted_slices(dy: int, dx: int, height: int, width: int) -> Tuple[Tuple[sli
 
     ``x[..., target][i] `` and ``x[..., source][i]`` are a pixel and its neighbour.
     """
-    target = (slice(max(0, -dy), height - max(0, dy)), slice(max(0, -dx), width - max(0, dx)))
-    source = (slice(max(0, dy), height - max(0, -dy)), slice(max(0, dx), width - max(0, -dx)))
-    return target, source
+    def span(shift: int, size: int) -> Tuple[slice, slice]:  # empty when |shift| >= size
+        length = max(0, size - abs(shift))
+        start_t, start_s = max(0, -shift), max(0, shift)
+        return slice(start_t, start_t + length), slice(start_s, start_s + length)
+
+    (ty, sy), (tx, sx) = span(dy, height), span(dx, width)
+    return (ty, tx), (sy, sx)
 
 
 def color_features(guide: Tensor, color_space: str = "rgb") -> Tensor:
