@@ -17,8 +17,8 @@ from captum.attr import Attribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_ext._compat import TensorOrTupleOfTensorsGeneric
 from captum_ext._checks import check_choice
+from captum_ext._compat import TensorOrTupleOfTensorsGeneric
 from captum_ext._utils import (
     as_tuple,
     check_fraction,
