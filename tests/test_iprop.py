@@ -128,16 +128,45 @@ def test_batched_equals_one_by_one():
         torch.testing.assert_close(batched[i : i + 1], single, rtol=1e-4, atol=1e-5)
 
 
-def test_inside_noise_tunnel_both_ways():
+def test_inside_noise_tunnel_with_a_guide():
     net, x = _net(), _images()
     iprop = IProp(Saliency(net))
     # no noise: every sample is the input, so the mean is IProp itself
     tunnel = NoiseTunnel(iprop).attribute(x, nt_samples=3, stdevs=0.0, target=1, guide=x)
     torch.testing.assert_close(tunnel, iprop.attribute(x, target=1, guide=x))
-    noisy = NoiseTunnel(iprop).attribute(x, nt_samples=4, nt_type="smoothgrad_sq", target=1)
-    assert noisy.shape == x.shape and bool(torch.isfinite(noisy).all())
+    torch.manual_seed(0)
+    noisy = NoiseTunnel(iprop).attribute(x, nt_samples=4, nt_type="smoothgrad_sq", target=1,
+                                         guide=x)
+    # the oracle: the same noise, each sample propagated over the clean guide, then squared
+    torch.manual_seed(0)
+    samples = x.repeat_interleave(4, 0) + torch.normal(0, 1.0, (8, 3, 12, 12))
+    base = Saliency(net).attribute(samples, target=1)
+    expected = propagate(base, x.repeat_interleave(4, 0)).square().view(2, 4, 3, 12, 12).mean(1)
+    torch.testing.assert_close(noisy, expected)
+
+
+def test_iprop_around_noise_tunnel_propagates_the_smoothed_map_over_the_clean_image():
+    """Issue 15.3: the recommended composition IProp(NoiseTunnel(base)) smooths first, then
+    propagates over the clean inputs (the default guide)."""
+    net, x = _net(), _images()
+    torch.manual_seed(0)
+    out = IProp(NoiseTunnel(Saliency(net))).attribute(x, nt_samples=4, stdevs=0.5, target=1)
+    torch.manual_seed(0)
+    smoothed = NoiseTunnel(Saliency(net)).attribute(x, nt_samples=4, stdevs=0.5, target=1)
+    torch.testing.assert_close(out, propagate(smoothed, min_max_scale(x)))
     outer = IProp(NoiseTunnel(Saliency(net))).attribute(x, nt_samples=2, stdevs=0.0, target=1)
-    torch.testing.assert_close(outer, iprop.attribute(x, target=1))
+    torch.testing.assert_close(outer, IProp(Saliency(net)).attribute(x, target=1))
+
+
+def test_noise_tunnel_around_iprop_without_a_guide_warns():
+    """NoiseTunnel(IProp) would build each graph from noisy inputs: the user is told."""
+    net, x = _net(), _images()
+    with pytest.warns(UserWarning, match=r"IProp\(NoiseTunnel\(base_method\)\)"):
+        NoiseTunnel(IProp(Saliency(net))).attribute(x, nt_samples=2, target=1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*NoiseTunnel.*")
+        NoiseTunnel(IProp(Saliency(net))).attribute(x, nt_samples=2, target=1, guide=x)
+        IProp(NoiseTunnel(Saliency(net))).attribute(x, nt_samples=2, target=1)
 
 
 def test_infidelity_and_sensitivity_max():

@@ -9,11 +9,12 @@ spatial and colour weights, ``P = D^-1 W``, ``V = R + gamma P V`` and the output
 ``(1 - gamma) V``, a weighted average of the base attributions in their own units.
 """
 
+import sys
 from contextlib import nullcontext
 from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
-from captum.attr import Attribution, LayerAttribution
+from captum.attr import Attribution, LayerAttribution, NoiseTunnel
 from captum.log import log_usage
 from torch import Tensor, nn
 
@@ -27,6 +28,7 @@ from captum_ext._utils import (
     check_positive,
     like_input,
     preserved_model_state,
+    warn_external,
 )
 from captum_ext.propagate import (
     COLOR_SPACES,
@@ -109,6 +111,19 @@ def _check_radius(radius: int, guide: Tensor) -> None:
             f"`radius`={radius} must be smaller than the image ({height}x{width}): the window "
             f"would reach past every border"
         )
+
+
+def _called_by_noise_tunnel(method: Attribution, depth: int = 8) -> bool:
+    """Whether ``method.attribute`` runs inside ``NoiseTunnel(method).attribute`` (on noisy inputs)."""
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        if frame is None:
+            break
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, NoiseTunnel) and caller.attribution_method is method:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _match_guide(guide: Tensor, attributions: Tensor) -> Tensor:
@@ -363,6 +378,14 @@ class IProp(Attribution):
         for tensor in inputs:
             _check_radius(self.options["radius"], tensor)
         if guide is None:
+            if _called_by_noise_tunnel(self):
+                warn_external(
+                    "NoiseTunnel(IProp(...)) without `guide=` builds each graph from a noisy "
+                    "copy of the inputs, whose colour edges are mostly noise, so little is "
+                    "propagated; use IProp(NoiseTunnel(base_method)) to propagate the smoothed "
+                    "map over the clean image, or pass `guide=` (the clean images in [0, 1])",
+                    UserWarning,
+                )
             return tuple(min_max_scale(tensor.detach()) for tensor in inputs)
         guides = as_tuple(guide)  # a tensor guide also fits a 1-tuple of inputs (sensitivity_max)
         if len(guides) != len(inputs) or (isinstance(guide, tuple) and not is_tuple):
