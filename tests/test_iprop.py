@@ -1,5 +1,7 @@
 """IProp as a Captum Attribution: composition with Captum methods, metrics and bad input."""
 
+import dataclasses
+import typing
 import warnings
 
 import pytest
@@ -16,7 +18,7 @@ from captum.metrics import infidelity, sensitivity_max
 from torch import nn
 
 from captum_ext._utils import num_hooks
-from captum_ext.attr import IProp, propagate
+from captum_ext.attr import IProp, IPropDiagnostics, propagate
 from captum_ext.propagate import min_max_scale
 
 
@@ -57,7 +59,7 @@ def test_equals_propagate_of_the_base_attribution():
     base = Saliency(net).attribute(x, target=1)
     expected = propagate(base, min_max_scale(x), gamma=0.8, sigma_c=0.2)
     torch.testing.assert_close(out, expected)
-    assert out.shape == x.shape and iprop.last_info[0].converged
+    assert out.shape == x.shape
 
 
 def test_gamma_zero_returns_the_base_method():
@@ -412,3 +414,63 @@ def test_a_model_that_raises_mid_forward_is_left_as_it_was():
     assert model.training and model.first.training
     assert all(p.requires_grad for p in model.parameters()) and num_hooks(model) == 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ----------------------------------------------------------------------------- issue 14
+
+
+def test_return_diagnostics_on_propagate_and_iprop():
+    net, x = _net(), _images(batch=3)
+    maps = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(4))
+    plain = propagate(maps, x)
+    out, diagnostics = propagate(maps, x, return_diagnostics=True)
+    assert torch.equal(out, plain) and isinstance(diagnostics, IPropDiagnostics)
+    assert diagnostics.image_iterations.shape == (3,) and diagnostics.residual.shape == (3,)
+    singles = [propagate(maps[i : i + 1], x[i : i + 1], return_diagnostics=True)[1]
+               for i in range(3)]
+    assert diagnostics.image_iterations.tolist() == [d.iterations for d in singles]
+    assert diagnostics.converged and bool(diagnostics.image_converged.all())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        diagnostics.iterations = 0  # type: ignore[misc]
+    iprop = IProp(Saliency(net))
+    attr, diag = iprop.attribute(x, target=0, return_diagnostics=True)
+    torch.testing.assert_close(attr, iprop.attribute(x, target=0))
+    torch.testing.assert_close(diag.residual, propagate(Saliency(net).attribute(x, target=0),
+                                                        min_max_scale(x),
+                                                        return_diagnostics=True)[1].residual)
+    model = _TwoInputs().eval()
+    y = _images(batch=3, seed=5)
+    attrs, diags = IProp(Saliency(model)).attribute((x, y), target=0, return_diagnostics=True)
+    assert isinstance(attrs, tuple) and isinstance(diags, tuple) and len(diags) == 2
+    assert all(isinstance(d, IPropDiagnostics) for d in diags)
+
+
+def test_old_diagnostics_spellings_are_deprecated_aliases():
+    net, x = _net(), _images()
+    maps = torch.randn(2, 3, 12, 12)
+    with pytest.warns(DeprecationWarning, match="return_info"):
+        out, info = propagate(maps, x, return_info=True)
+    expected, diagnostics = propagate(maps, x, return_diagnostics=True)
+    assert torch.equal(out, expected) and type(info) is IPropDiagnostics
+    assert torch.equal(info.residual, diagnostics.residual) and info.solver == diagnostics.solver
+    iprop = IProp(Saliency(net))
+    _, diag = iprop.attribute(x, target=0, return_diagnostics=True)
+    with pytest.warns(DeprecationWarning, match="last_info"):
+        last = iprop.last_info
+    assert len(last) == 1 and torch.equal(last[0].residual, diag.residual)
+
+
+def test_diagnostics_are_typed_with_overloads():
+    from captum_ext.attr import iprop as module
+
+    assert len(typing.get_overloads(module.propagate)) == 3
+    assert len(typing.get_overloads(module.IProp.attribute.__wrapped__)) == 2 or len(
+        typing.get_overloads(module.IProp.attribute)) == 2
+    hints = [typing.get_type_hints(f) for f in typing.get_overloads(module.propagate)[:2]]
+    assert hints[0]["return_diagnostics"] == typing.Literal[False] and hints[0]["return"] is torch.Tensor
+    assert hints[1]["return_diagnostics"] == typing.Literal[True]
+
+
+def test_max_iter_warning_points_at_the_caller():
+    with pytest.warns(RuntimeWarning, match="max_iter=3"):
+        propagate(torch.randn(1, 1, 8, 8), torch.rand(1, 3, 8, 8), max_iter=3)

@@ -18,7 +18,7 @@ from captum_ext.attr.inpainting import (
     InpaintingShapleyValueSampling,
     binary_cosine_similarity,
 )
-from captum_ext.attr.iprop import IProp, propagate
+from captum_ext.attr.iprop import IProp, IPropDiagnostics, propagate
 from captum_ext.attr.meaningful_perturbation import MeaningfulPerturbation
 from captum_ext.attr.neflag import NeFLAG, NeFLAGDiagnostics
 from captum_ext.attr.pathway import CriticalPathway, Pathway
@@ -32,6 +32,7 @@ __all__ = [
     "InpaintingOcclusion",
     "InpaintingShapleyValueSampling",
     "IProp",
+    "IPropDiagnostics",
     "MeaningfulPerturbation",
     "NeFLAG",
     "NeFLAGDiagnostics",

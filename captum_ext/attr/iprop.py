@@ -11,7 +11,8 @@ spatial and colour weights, ``P = D^-1 W``, ``V = R + gamma P V`` and the output
 
 import sys
 from contextlib import nullcontext
-from typing import Any, Dict, Optional, Tuple, Union
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Literal, Optional, Tuple, Union, overload
 
 import torch
 from captum.attr import Attribution, LayerAttribution, NoiseTunnel
@@ -146,6 +147,98 @@ def _match_guide(guide: Tensor, attributions: Tensor) -> Tensor:
     return guide
 
 
+@dataclass(frozen=True)
+class IPropDiagnostics(SolveInfo):
+    """What the solver did for each image, returned with ``return_diagnostics=True``.
+
+    The fields of :class:`~captum_ext.propagate.SolveInfo`: ``solver``, ``iterations`` (the
+    most any image needed), ``residual``, ``error_bound`` (per image, relative to its
+    ``max|R|``), ``converged`` (every image met ``tol``), ``image_iterations`` and
+    ``image_converged`` (per image).
+
+    Examples::
+
+        >>> maps, diagnostics = propagate(torch.rand(2, 1, 8, 8), torch.rand(2, 3, 8, 8),
+        ...                               gamma=0.9, return_diagnostics=True)
+        >>> diagnostics.converged, diagnostics.image_iterations.shape
+        (True, torch.Size([2]))
+    """
+
+    @classmethod
+    def from_solve_info(cls, info: SolveInfo) -> "IPropDiagnostics":
+        """The same record as an ``IPropDiagnostics``."""
+        return cls(**{f.name: getattr(info, f.name) for f in fields(info)})
+
+
+@overload
+def propagate(
+    attributions: Tensor,
+    guide: Tensor,
+    gamma: float = ...,
+    radius: int = ...,
+    sigma_s: float = ...,
+    sigma_c: float = ...,
+    color_space: str = ...,
+    self_loop: bool = ...,
+    reward: str = ...,
+    rescale: bool = ...,
+    solver: str = ...,
+    operator: str = ...,
+    affinity: Optional[Tensor] = ...,
+    tol: float = ...,
+    max_iter: int = ...,
+    return_info: Literal[False] = ...,
+    *,
+    return_diagnostics: Literal[False] = ...,
+) -> Tensor: ...
+
+
+@overload
+def propagate(
+    attributions: Tensor,
+    guide: Tensor,
+    gamma: float = ...,
+    radius: int = ...,
+    sigma_s: float = ...,
+    sigma_c: float = ...,
+    color_space: str = ...,
+    self_loop: bool = ...,
+    reward: str = ...,
+    rescale: bool = ...,
+    solver: str = ...,
+    operator: str = ...,
+    affinity: Optional[Tensor] = ...,
+    tol: float = ...,
+    max_iter: int = ...,
+    return_info: bool = ...,
+    *,
+    return_diagnostics: Literal[True],
+) -> Tuple[Tensor, "IPropDiagnostics"]: ...
+
+
+@overload
+def propagate(
+    attributions: Tensor,
+    guide: Tensor,
+    gamma: float = ...,
+    radius: int = ...,
+    sigma_s: float = ...,
+    sigma_c: float = ...,
+    color_space: str = ...,
+    self_loop: bool = ...,
+    reward: str = ...,
+    rescale: bool = ...,
+    solver: str = ...,
+    operator: str = ...,
+    affinity: Optional[Tensor] = ...,
+    tol: float = ...,
+    max_iter: int = ...,
+    return_info: bool = ...,
+    *,
+    return_diagnostics: bool = ...,
+) -> Union[Tensor, Tuple[Tensor, "IPropDiagnostics"]]: ...
+
+
 def propagate(
     attributions: Tensor,
     guide: Tensor,
@@ -163,7 +256,9 @@ def propagate(
     tol: float = 1e-4,
     max_iter: int = DEFAULT_MAX_ITER,
     return_info: bool = False,
-) -> Union[Tensor, Tuple[Tensor, SolveInfo]]:
+    *,
+    return_diagnostics: bool = False,
+) -> Union[Tensor, Tuple[Tensor, "IPropDiagnostics"]]:
     r"""Propagate ready-made attribution maps over the pixel graph of a guide image.
 
     Solves ``V = R + gamma P V`` for every channel of every map (the reward ``R``) on the window
@@ -193,10 +288,13 @@ def propagate(
             shape).
         tol (float): error tolerance relative to each image's ``max|R|``. Default 1e-4.
         max_iter (int): iteration cap (a ``RuntimeWarning`` when hit). Default 5000.
-        return_info (bool): also return the solver's :class:`~captum_ext.propagate.SolveInfo`.
+        return_info (bool): deprecated alias of ``return_diagnostics``.
+        return_diagnostics (bool): also return an :class:`IPropDiagnostics` (per image:
+            iterations, residual, error bound, converged). Default False.
 
     Returns:
-        Tensor of the attributions' shape (and the ``SolveInfo`` with ``return_info``).
+        Tensor of the attributions' shape, or ``(maps, IPropDiagnostics)`` with
+        ``return_diagnostics=True``.
 
     Examples::
 
@@ -208,6 +306,10 @@ def propagate(
     """
     _check_options(gamma, radius, sigma_s, sigma_c, color_space, reward, solver, operator, tol,
                    max_iter, self_loop, rescale)
+    if return_info:
+        warn_external("`return_info` is deprecated and will be removed in the next release; use "
+                      "`return_diagnostics=True`", DeprecationWarning)
+        return_diagnostics = True
     check_image_batch("attributions", attributions)
     _check_finite("attributions", attributions)
     guide = _match_guide(guide, attributions).detach()
@@ -226,7 +328,7 @@ def propagate(
     if rescale:
         values = values * (1.0 - gamma)
     values = values.expand_as(attributions).contiguous() if reward == "sum" else values
-    return (values, info) if return_info else values
+    return (values, IPropDiagnostics.from_solve_info(info)) if return_diagnostics else values
 
 
 def _build_operator(
@@ -253,8 +355,13 @@ class IProp(Attribution):
     colour and are blocked by edges. Base maps of lower resolution (e.g. ``LayerGradCam``) are
     upsampled to the input size with :meth:`LayerAttribution.interpolate` first.
 
-    Diagnostics of the last call (iterations, per-image residual and error bound) are in
-    :attr:`last_info` (one :class:`~captum_ext.propagate.SolveInfo` per input tensor).
+    ``attribute(..., return_diagnostics=True)`` also returns what the solver did per image
+    (:class:`IPropDiagnostics`: iterations, residual, error bound, converged). The stateful
+    ``last_info`` of earlier releases is a deprecated alias.
+
+    Compose with smoothing as ``IProp(NoiseTunnel(base))``: the smoothed map is propagated over
+    the clean inputs. ``NoiseTunnel(IProp(base))`` would build each graph from a noisy copy
+    (pass ``guide=`` the clean images if you need that order).
 
     Args:
         base_method (Attribution): any Captum attribution method (also ``NoiseTunnel`` or a
@@ -281,9 +388,9 @@ class IProp(Attribution):
         >>> images = torch.rand(2, 3, 16, 16)
         >>> _ = net(images)
         >>> iprop = IProp(Saliency(net), gamma=0.9)
-        >>> attr = iprop.attribute(images, target=1)
-        >>> attr.shape, iprop.last_info[0].converged
-        (torch.Size([2, 3, 16, 16]), True)
+        >>> attr, diagnostics = iprop.attribute(images, target=1, return_diagnostics=True)
+        >>> attr.shape, diagnostics.converged, diagnostics.image_iterations.shape
+        (torch.Size([2, 3, 16, 16]), True, torch.Size([2]))
     """
 
     def __init__(
@@ -319,15 +426,51 @@ class IProp(Attribution):
             solver=solver, operator=operator, tol=tol, max_iter=max_iter,
         )
         self.interpolate_mode = interpolate_mode
-        self.last_info: Tuple[SolveInfo, ...] = ()
+        self._last_diagnostics: Tuple[IPropDiagnostics, ...] = ()
 
-    @log_usage()
+    @property
+    def last_info(self) -> Tuple[IPropDiagnostics, ...]:
+        """Deprecated: the diagnostics of the last call, one per input tensor.
+
+        Use ``attribute(..., return_diagnostics=True)``.
+        """
+        warn_external("`IProp.last_info` is deprecated and will be removed in the next release; "
+                      "use `attribute(..., return_diagnostics=True)`", DeprecationWarning)
+        return self._last_diagnostics
+
+    @overload
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
-        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = None,
+        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = ...,
+        *,
+        return_diagnostics: Literal[False] = ...,
         **base_kwargs: Any,
-    ) -> TensorOrTupleOfTensorsGeneric:
+    ) -> TensorOrTupleOfTensorsGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = ...,
+        *,
+        return_diagnostics: Literal[True],
+        **base_kwargs: Any,
+    ) -> Tuple[TensorOrTupleOfTensorsGeneric,
+               Union[IPropDiagnostics, Tuple[IPropDiagnostics, ...]]]: ...
+
+    @log_usage()
+    def attribute(  # type: ignore[misc]
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = None,
+        *,
+        return_diagnostics: bool = False,
+        **base_kwargs: Any,
+    ) -> Union[
+        TensorOrTupleOfTensorsGeneric,
+        Tuple[TensorOrTupleOfTensorsGeneric, Union[IPropDiagnostics, Tuple[IPropDiagnostics, ...]]],
+    ]:
         r"""Base attributions of ``inputs``, propagated over each input's pixel graph.
 
         Args:
@@ -338,12 +481,17 @@ class IProp(Attribution):
                 guide of B' images is repeated ``B / B'`` times with ``repeat_interleave``, as
                 ``NoiseTunnel`` and ``sensitivity_max`` repeat the inputs).
                 Default: the inputs, min-max scaled to [0, 1] per image.
+            return_diagnostics (bool): also return an :class:`IPropDiagnostics` (a tuple of
+                them, one per input tensor, for tuple inputs). Default False.
             **base_kwargs: passed to ``base_method.attribute`` (``target``, ``baselines``,
                 ``additional_forward_args``, ``nt_type``, ...).
 
         Returns:
             Attributions in the structure of ``inputs`` (the base method's channel count, the
-            inputs' spatial size). A base method returning a convergence delta is not supported.
+            inputs' spatial size; an empty batch gives zeros of the inputs' shape without
+            running the model), or ``(attributions, diagnostics)`` with
+            ``return_diagnostics=True``. A base method returning a convergence delta is not
+            supported.
         """
         input_tuple = as_tuple(inputs)
         for index, tensor in enumerate(input_tuple):
@@ -352,11 +500,12 @@ class IProp(Attribution):
             _check_finite(name, tensor)
         guides = self._guides(input_tuple, guide, isinstance(inputs, tuple))
         if input_tuple[0].shape[0] == 0:  # an empty batch: an empty result, no model run
-            return like_input(inputs, [torch.zeros_like(t) for t in input_tuple])
-        model = self.forward_func
-        state = preserved_model_state(model) if isinstance(model, nn.Module) else nullcontext()
-        with state:
-            base = self.base_method.attribute(inputs, **base_kwargs)
+            base: Any = like_input(inputs, [torch.zeros_like(t) for t in input_tuple])
+        else:
+            model = self.forward_func
+            state = preserved_model_state(model) if isinstance(model, nn.Module) else nullcontext()
+            with state:
+                base = self.base_method.attribute(inputs, **base_kwargs)
         if isinstance(base, tuple) != isinstance(inputs, tuple) or (
             isinstance(base, tuple) and len(base) != len(input_tuple)
         ):
@@ -365,11 +514,14 @@ class IProp(Attribution):
         outputs, infos = [], []
         for maps, tensor, image in zip(as_tuple(base), input_tuple, guides):
             maps = self._to_input_size(maps, tensor)
-            values, info = propagate(maps, image, return_info=True, **self.options)
+            values, info = propagate(maps, image, return_diagnostics=True, **self.options)
             outputs.append(values)
             infos.append(info)
-        self.last_info = tuple(infos)
-        return like_input(inputs, outputs)
+        self._last_diagnostics = tuple(infos)
+        attributions = like_input(inputs, outputs)
+        if not return_diagnostics:
+            return attributions
+        return attributions, (tuple(infos) if isinstance(inputs, tuple) else infos[0])
 
     def _guides(
         self, inputs: Tuple[Tensor, ...], guide: Optional[Union[Tensor, Tuple[Tensor, ...]]],
