@@ -392,3 +392,89 @@ def test_each_image_stops_on_its_own(solver):
         counts.append(single_info.iterations)
     assert info.image_iterations.tolist() == counts and len(set(counts)) > 1
     assert info.iterations == max(counts) and bool(info.image_converged.all())
+
+
+# ----------------------------------------------------------------------------- preconditioners
+
+
+def _aggregation_matrix(height, width, dtype=torch.float64):
+    """R: (ceil(H/2) ceil(W/2), H W), 1 where a fine pixel belongs to a 2 x 2 block."""
+    hc, wc = (height + 1) // 2, (width + 1) // 2
+    matrix = torch.zeros(hc * wc, height * width, dtype=dtype)
+    for y in range(height):
+        for x in range(width):
+            matrix[(y // 2) * wc + x // 2, y * width + x] = 1.0
+    return matrix
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+@pytest.mark.parametrize("size", [(6, 8), (7, 5)])
+def test_galerkin_coarsening_is_r_a_rt(radius, size):
+    from captum_ext.propagate.multigrid import _dense, galerkin_coarsen, system_stencil
+
+    height, width = size
+    op = StencilOperator.from_guide(_guide(batch=1, height=height, width=width, seed=31),
+                                    radius=radius, sigma_c=0.3)
+    stencil = system_stencil(op.weights, op.degree, 0.9)
+    dense = torch.diag(op.degree.flatten() / 0.9) - op.to_dense()
+    coarse, coarse_radius = galerkin_coarsen(stencil, radius)
+    assert coarse_radius == (radius + 1) // 2
+    R = _aggregation_matrix(height, width)
+    expected = R @ dense @ R.T
+    # padding pixels (odd sides) add a unit diagonal per padded pixel to their block
+    hc, wc = coarse.shape[2:]
+    pad = torch.zeros(hc * wc, dtype=torch.float64)
+    for y in range(2 * hc):
+        for x in range(2 * wc):
+            if y >= height or x >= width:
+                pad[(y // 2) * wc + x // 2] += 1.0
+    torch.testing.assert_close(_dense(coarse, coarse_radius)[0], expected + torch.diag(pad))
+
+
+def test_multigrid_v_cycle_is_symmetric_positive_definite():
+    from captum_ext.propagate.multigrid import MultigridPreconditioner, system_stencil
+
+    op = StencilOperator.from_guide(_guide(batch=1, height=13, width=11, seed=32), sigma_c=0.1)
+    mg = MultigridPreconditioner(system_stencil(op.weights, op.degree, 0.99), op.radius,
+                                 coarsest_pixels=4)
+    assert mg.depth >= 3
+    n = 13 * 11
+    basis = torch.eye(n, dtype=torch.float64).view(n, 1, 13, 11)
+    matrix = torch.cat([mg(basis[i : i + 1]) for i in range(n)]).reshape(n, n)
+    torch.testing.assert_close(matrix, matrix.T)
+    assert float(torch.linalg.eigvalsh(matrix).min()) > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("preconditioner", ["jacobi", "multigrid"])
+@pytest.mark.parametrize("gamma", [0.9, 0.99])
+def test_preconditioned_cg_equals_a_dense_solve(dtype, preconditioner, gamma):
+    """The oracle: torch.linalg.solve of (I - gamma P) V = R in float64, odd image sizes."""
+    guide, reward = _guide(height=13, width=11, seed=33), _reward(height=13, width=11, seed=34)
+    expected = _dense_solution(StencilOperator.from_guide(guide, sigma_c=0.1), reward, gamma)
+    op = StencilOperator.from_guide(guide.to(dtype), sigma_c=0.1)
+    values, info = conjugate_gradient(op, reward.to(dtype), gamma=gamma, tol=1e-6,
+                                      max_iter=2000, preconditioner=preconditioner,
+                                      warn=dtype == torch.float64)
+    assert info.preconditioner == preconditioner
+    scale = reward.abs().amax(dim=(1, 2, 3), keepdim=True)
+    error = ((1 - gamma) * (values.double() - expected)).abs() / scale
+    assert float(error.max()) <= (1e-6 if dtype == torch.float64 else 2e-5)
+
+
+def test_multigrid_needs_fewer_iterations_than_jacobi():
+    guide, reward = _guide(height=32, width=32, seed=35), _reward(height=32, width=32, seed=36)
+    op = StencilOperator.from_guide(guide, sigma_c=0.3)
+    _, jacobi = conjugate_gradient(op, reward, gamma=0.99, tol=1e-6, preconditioner="jacobi")
+    _, multigrid = conjugate_gradient(op, reward, gamma=0.99, tol=1e-6,
+                                      preconditioner="multigrid")
+    assert multigrid.converged and multigrid.iterations < jacobi.iterations
+
+
+def test_preconditioner_is_validated_and_falls_back_for_csr():
+    op = StencilOperator.from_guide(_guide())
+    with pytest.raises(ValueError, match="preconditioner"):
+        conjugate_gradient(op, _reward(), preconditioner="ilu")
+    _, info = conjugate_gradient(CSROperator.from_stencil(op), _reward(),
+                                 preconditioner="multigrid")
+    assert info.preconditioner == "jacobi"

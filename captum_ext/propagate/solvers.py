@@ -22,15 +22,18 @@ very small attributions (e.g. raw gradients) lose no float precision, and values
 """
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from captum_ext._checks import check_choice
 from captum_ext._utils import check_fraction, check_int_at_least, check_positive, warn_external
-from captum_ext.propagate.operators import GraphOperator
+from captum_ext.propagate.multigrid import MultigridPreconditioner, system_stencil
+from captum_ext.propagate.operators import GraphOperator, StencilOperator
 
 SOLVERS = ("cg", "value_iteration")
+PRECONDITIONERS = ("multigrid", "jacobi")
 _FLUSH_BELOW = 1e-20
 _FLUSH_EVERY = 4  # iterations; values shrink by far less than 1e-12 in 4 steps in practice
 _CHECK_EVERY = 4  # value iteration tests its stopping rule every few steps (and at max_iter)
@@ -53,6 +56,8 @@ class SolveInfo:
         converged (bool): the stopping rule was met by every image before ``max_iter``.
         image_iterations (Tensor): (B,) int64, the iterations after which each image stopped.
         image_converged (Tensor): (B,) bool, whether each image met the stopping rule.
+        preconditioner (str): CG's preconditioner (``"multigrid"`` or ``"jacobi"``); ``"none"``
+            for the other solvers.
     """
 
     solver: str
@@ -62,6 +67,7 @@ class SolveInfo:
     converged: bool
     image_iterations: Tensor
     image_converged: Tensor
+    preconditioner: str = "none"
 
 
 def _check_solver_args(gamma: float, tol: float, max_iter: int) -> None:
@@ -94,6 +100,7 @@ def _flush_(x: Tensor) -> Tensor:
 def _finish(
     solver: str, values: Tensor, scale: Tensor, iterations: int, residual: Tensor, gamma: float,
     tol: float, max_iter: int, warn: bool, image_iterations: Tensor, image_converged: Tensor,
+    preconditioner: str = "none",
 ) -> Tuple[Tensor, SolveInfo]:
     residual = residual.flatten()
     bound = residual / (1.0 - gamma)
@@ -112,7 +119,7 @@ def _finish(
             RuntimeWarning,
         )
     info = SolveInfo(solver, iterations, residual, bound, converged, image_iterations,
-                     image_converged)
+                     image_converged, preconditioner)
     return values * scale, info
 
 
@@ -203,8 +210,9 @@ def conjugate_gradient(
     tol: float = 1e-4,
     max_iter: int = 1000,
     warn: bool = True,
+    preconditioner: str = "jacobi",
 ) -> Tuple[Tensor, SolveInfo]:
-    r"""Jacobi-preconditioned conjugate gradient on ``(D - gamma W) V = D R``, each image on its own.
+    r"""Preconditioned conjugate gradient on ``(D - gamma W) V = D R``, each image on its own.
 
     The system is symmetric positive definite when ``W`` is symmetric (always for window graphs)
     and ``gamma < 1``. Each channel of each image is solved as its own system (its own step
@@ -266,12 +274,28 @@ def conjugate_gradient(
         flags = flags.flatten(1).any(dim=1)
         return flags if len(dims) == 2 else flags.expand(batch)
 
+    check_choice("preconditioner", preconditioner, PRECONDITIONERS)
+    multigrid: Optional[MultigridPreconditioner] = None
+    if preconditioner == "multigrid" and isinstance(op, StencilOperator):
+        multigrid = MultigridPreconditioner(
+            system_stencil(op.weights, op.degree, gamma), op.radius)
+    used = "multigrid" if multigrid is not None else "jacobi"
+
+    def precondition(r: Tensor, out: Tensor) -> Tensor:
+        if multigrid is None:
+            return torch.div(r, degree_over_gamma, out=out)
+        return out.copy_(multigrid(r))
+
+    def residual_max(r: Tensor, z: Tensor) -> Tensor:  # (B,) max|R - (I - gamma P) V|
+        scaled = z if multigrid is None else r / degree_over_gamma
+        return _per_image_max(scaled, op).flatten()
+
     values = R / (1.0 - gamma)
     residual = torch.addcmul(negated_system(values), degree_over_gamma, R)
-    z = residual / degree_over_gamma
+    z = precondition(residual, torch.empty_like(R))
     direction = z.clone()
     rz = dot(residual, z)
-    active = _per_image_max(z, op).flatten() > threshold
+    active = residual_max(residual, z) > threshold
     image_iterations = torch.zeros(batch, dtype=torch.long, device=R.device)
     iterations = 0
     while iterations < max_iter and bool(active.any()):
@@ -286,7 +310,7 @@ def conjugate_gradient(
         alpha = torch.where(gate & ~broken, alpha, 0.0)
         values.addcmul_(alpha, direction)
         residual.addcmul_(alpha, negated_image)
-        torch.div(residual, degree_over_gamma, out=z)
+        precondition(residual, out=z)
         rz_new = dot(residual, z)
         beta = torch.where(gate & (rz != 0), rz_new / torch.where(rz != 0, rz, 1.0), 0.0)
         beta = torch.where(torch.isfinite(beta), beta, 0.0)
@@ -294,13 +318,14 @@ def conjugate_gradient(
         torch.addcmul(z, beta, direction, out=direction)
         if iterations % _FLUSH_EVERY == 0:
             _flush_(direction)
-        active = gate.flatten() & (_per_image_max(z, op).flatten() > threshold)
+        last_max = residual_max(residual, z)
+        active = gate.flatten() & (last_max > threshold)
     true_residual = _per_image_max(
         torch.addcmul(negated_system(values), degree_over_gamma, R) / degree_over_gamma, op
     )
-    image_converged = _per_image_max(z, op).flatten() <= threshold
+    image_converged = residual_max(residual, z) <= threshold
     return _finish("cg", values, scale, iterations, true_residual, gamma, tol, max_iter, warn,
-                   image_iterations, image_converged)
+                   image_iterations, image_converged, used)
 
 
 def solve_mrp(
@@ -311,6 +336,7 @@ def solve_mrp(
     tol: float = 1e-4,
     max_iter: int = 1000,
     warn: bool = True,
+    preconditioner: str = "jacobi",
 ) -> Tuple[Tensor, SolveInfo]:
     """Solve ``V = R + gamma P V`` with ``solver`` (``"cg"`` or ``"value_iteration"``).
 
@@ -325,7 +351,7 @@ def solve_mrp(
         (0.0, 'value_iteration')
     """
     if solver == "cg":
-        return conjugate_gradient(op, reward, gamma, tol, max_iter, warn)
+        return conjugate_gradient(op, reward, gamma, tol, max_iter, warn, preconditioner)
     if solver == "value_iteration":
         return value_iteration(op, reward, gamma, tol, max_iter, warn)
     raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
