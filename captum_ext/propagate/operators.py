@@ -98,14 +98,14 @@ class StencilOperator(GraphOperator):
         True
     """
 
-    def __init__(self, weights: Tensor) -> None:
+    def __init__(self, weights: Tensor, validate: bool = True) -> None:
         check_image_batch("weights", weights)
         side = int(round(weights.shape[1] ** 0.5))
         if side * side != weights.shape[1] or side % 2 == 0:
             raise ValueError(
                 f"`weights` must have K = (2r+1)^2 entries on dim 1, got {weights.shape[1]}"
             )
-        if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+        if validate and (bool((weights < 0).any()) or not bool(torch.isfinite(weights).all())):
             raise ValueError("`weights` must be finite and non-negative")
         self.weights = weights
         self.radius = side // 2
@@ -121,7 +121,28 @@ class StencilOperator(GraphOperator):
     @classmethod
     def from_guide(cls, guide: Tensor, **graph_options) -> "StencilOperator":
         """Build from a guide image; ``graph_options`` go to ``stencil_affinity``."""
-        return cls(stencil_affinity(guide, **graph_options))
+        return cls(stencil_affinity(guide, **graph_options), validate=False)  # valid by construction
+
+    def step(
+        self, x: Tensor, reward: Tensor, gamma: float, out: Optional[Tensor] = None,
+        scratch: Optional[Tensor] = None,
+    ) -> Tensor:
+        """``reward + gamma P x`` in K fused multiply-adds, with ``gamma D^-1 W`` cached."""
+        cached = getattr(self, "_transition", None)
+        if cached is None or cached[0] != gamma:
+            cached = (gamma, self.weights * (gamma / self.degree))
+            self._transition = cached
+        transition = cached[1]
+        _, height, width = self.shape
+        center = len(self.offsets) // 2
+        out = torch.addcmul(reward, transition[:, center : center + 1], x, out=out)
+        for k, (dy, dx) in enumerate(self.offsets):  # K offsets, never pixels
+            if k == center:
+                continue
+            (ty, tx), (sy, sx) = shifted_slices(dy, dx, height, width)
+            if ty.stop > ty.start and tx.stop > tx.start:
+                out[..., ty, tx].addcmul_(transition[:, k : k + 1, ty, tx], x[..., sy, sx])
+        return out
 
     def apply(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
         self.check_values(x)
@@ -133,7 +154,8 @@ class StencilOperator(GraphOperator):
             if k == center:
                 continue
             (ty, tx), (sy, sx) = shifted_slices(dy, dx, height, width)
-            out[..., ty, tx].addcmul_(self.weights[:, k : k + 1, ty, tx], x[..., sy, sx])
+            if ty.stop > ty.start and tx.stop > tx.start:
+                out[..., ty, tx].addcmul_(self.weights[:, k : k + 1, ty, tx], x[..., sy, sx])
         return out
 
     def to_dense(self) -> Tensor:
