@@ -6,10 +6,16 @@ channels (every channel of every image is its own right-hand side):
 - :func:`value_iteration`: ``V_{t+1} = R + gamma P V_t``, ``V_0 = R``; it stops when
   ``max|V_{t+1} - V_t| <= tol (1 - gamma) / gamma * max|R|``, which bounds the error of
   ``V_{t+1}`` by ``tol * max|R|``.
-- :func:`conjugate_gradient`: Jacobi-preconditioned CG on the symmetric positive-definite system
+- :func:`conjugate_gradient`: preconditioned CG (Jacobi, or the aggregation-multigrid V-cycle of
+  :mod:`~captum_ext.propagate.multigrid`) on the symmetric positive-definite system
   ``(D - gamma W) V = D R`` (same solution); it stops when the residual of ``(I - gamma P) V = R``
   is at most ``tol (1 - gamma) max|R|``, which bounds the error by ``tol * max|R|`` since
   ``||(I - gamma P)^-1||_inf <= 1 / (1 - gamma)``.
+
+Every image stops on its own (per-image stopping): an image that meets its rule is frozen while
+the others continue, so no result depends on the rest of the batch (batched equals
+one-at-a-time to float rounding). Images coupled by a user affinity form one system and stop
+together.
 
 Both report the same diagnostics (:class:`SolveInfo`) and the same guarantee in exact
 arithmetic: each image's ``max|V - V*| <= error_bound * max|R|``. In float32 with gamma near 1,
