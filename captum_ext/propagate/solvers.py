@@ -35,7 +35,7 @@ from torch import Tensor
 
 from captum_ext._checks import check_choice
 from captum_ext._utils import check_fraction, check_int_at_least, check_positive, warn_external
-from captum_ext.propagate.multigrid import MultigridPreconditioner, system_stencil
+from captum_ext.propagate.multigrid import MultigridPreconditioner, stencil_apply, system_stencil
 from captum_ext.propagate.operators import GraphOperator, StencilOperator
 
 SOLVERS = ("cg", "value_iteration")
@@ -267,7 +267,16 @@ def conjugate_gradient(
     scratch = torch.empty_like(R)
     batch = R.shape[0]
 
-    def negated_system(v: Tensor) -> Tensor:  # -A' v = W v - (D / gamma) v, one fused pass
+    # a window graph: -A' as one stencil (the diagonal folded into the centre weight), K passes
+    negated_stencil: Optional[Tensor] = None
+    radius = 0
+    if isinstance(op, StencilOperator):
+        negated_stencil = system_stencil(op.weights, op.degree, gamma).neg_()
+        radius = op.radius
+
+    def negated_system(v: Tensor) -> Tensor:  # -A' v = W v - (D / gamma) v
+        if negated_stencil is not None:
+            return stencil_apply(negated_stencil, v, radius, out=scratch)
         return torch.addcmul(
             op.apply(v, out=scratch), degree_over_gamma, v, value=-1.0, out=scratch
         )
@@ -283,8 +292,8 @@ def conjugate_gradient(
     check_choice("preconditioner", preconditioner, PRECONDITIONERS)
     multigrid: Optional[MultigridPreconditioner] = None
     if preconditioner == "multigrid" and isinstance(op, StencilOperator):
-        multigrid = MultigridPreconditioner(
-            system_stencil(op.weights, op.degree, gamma), op.radius)
+        assert negated_stencil is not None
+        multigrid = MultigridPreconditioner(-negated_stencil, radius)
     used = "multigrid" if multigrid is not None else "jacobi"
 
     def precondition(r: Tensor, out: Tensor) -> Tensor:
