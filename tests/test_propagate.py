@@ -373,19 +373,21 @@ def _mixed_batch(dtype=torch.float32):
     return guide, reward
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
-def test_each_image_stops_on_its_own(solver):
+@pytest.mark.parametrize("solver,preconditioner", [
+    ("cg", "jacobi"), ("cg", "multigrid"), ("value_iteration", "jacobi")])
+def test_each_image_stops_on_its_own(solver, preconditioner):
     """Issue 16: the stopping point of an image never depends on the rest of the batch, so a
     batched solve equals one-at-a-time solves to float rounding (here: exactly) in float32 at
     a loose tolerance, where a batch-wide stopping rule differs by ~1e-5 of max|V|."""
     guide, reward = _mixed_batch()
     op = StencilOperator.from_guide(guide)
-    batched, info = solve_mrp(op, reward, gamma=0.99, solver=solver, tol=1e-3, max_iter=5000)
+    options = dict(gamma=0.99, solver=solver, tol=1e-3, max_iter=5000,
+                   preconditioner=preconditioner)
+    batched, info = solve_mrp(op, reward, **options)
     counts = []
     for i in range(4):
         single, single_info = solve_mrp(StencilOperator.from_guide(guide[i : i + 1]),
-                                        reward[i : i + 1], gamma=0.99, solver=solver, tol=1e-3,
-                                        max_iter=5000)
+                                        reward[i : i + 1], **options)
         eps = torch.finfo(torch.float32).eps
         torch.testing.assert_close(batched[i : i + 1], single, rtol=0,
                                    atol=4 * eps * float(single.abs().max()))
