@@ -480,3 +480,19 @@ def test_preconditioner_is_validated_and_falls_back_for_csr():
     _, info = conjugate_gradient(CSROperator.from_stencil(op), _reward(),
                                  preconditioner="multigrid")
     assert info.preconditioner == "jacobi"
+
+
+def test_cache_blocking_over_images_changes_nothing(monkeypatch):
+    """The CPU cache blocking runs the same ops on chunks of images: bit for bit the same."""
+    from captum_ext.propagate import operators
+
+    guide, reward = _guide(batch=5, height=9, width=8, seed=41), _reward(batch=5, height=9,
+                                                                         width=8, seed=42)
+    op = StencilOperator.from_guide(guide, radius=2)
+    whole = (op.apply(reward), op.step(reward, reward, 0.9))
+    monkeypatch.setattr(operators, "CACHE_BLOCK_BYTES", 1)  # one image per chunk
+    chunked = (op.apply(reward), op.step(reward, reward, 0.9))
+    assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
+    dense = op.to_dense()
+    flat = reward.permute(0, 2, 3, 1).reshape(-1, 3)
+    torch.testing.assert_close(chunked[0].permute(0, 2, 3, 1).reshape(-1, 3), dense @ flat)

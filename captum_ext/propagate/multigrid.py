@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_ext.propagate.graph import shifted_slices, window_offsets
+from captum_ext.propagate.graph import window_offsets
+from captum_ext.propagate.operators import stencil_accumulate
 
 #: Grids with at most this many pixels per image are solved exactly (dense Cholesky).
 COARSEST_PIXELS = 64
@@ -52,17 +53,7 @@ def stencil_apply(stencil: Tensor, x: Tensor, radius: int, out: Optional[Tensor]
         >>> stencil_apply(s, torch.ones(1, 1, 2, 2), 1).flatten().tolist()
         [2.0, 2.0, 2.0, 2.0]
     """
-    height, width = x.shape[2:]
-    offsets = window_offsets(radius)
-    center = len(offsets) // 2
-    out = torch.mul(x, stencil[:, center : center + 1], out=out)
-    for k, (dy, dx) in enumerate(offsets):  # K offsets, never pixels
-        if k == center:
-            continue
-        (ty, tx), (sy, sx) = shifted_slices(dy, dx, height, width)
-        if ty.stop - ty.start > 0 and tx.stop - tx.start > 0:
-            out[..., ty, tx].addcmul_(stencil[:, k : k + 1, ty, tx], x[..., sy, sx])
-    return out
+    return stencil_accumulate(stencil, x, radius, out=out)
 
 
 def system_stencil(weights: Tensor, degree: Tensor, gamma: float) -> Tensor:
