@@ -195,12 +195,12 @@ def speed(count: int, size: int, repeats: int, gammas: Tuple[float, ...]) -> Non
         difference = float((theirs - ours[0]).abs().max() / reward[0].abs().max())
         scipy_all = medians["scipy"] * batch
         print("| configuration (graph build + solve) | seconds, all images | iterations | "
-              "vs per-image spsolve | load |")
+              "speed-up over per-image spsolve (its time / ours) | load |")
         print("|---|---|---|---|---|")
         for name in configs:
             info = infos[name]
             print(f"| {name} | {medians[name]:.3f} | {info.iterations} | "
-                  f"{scipy_all / medians[name]:.1f}x faster | {load} |")
+                  f"{scipy_all / medians[name]:.1f}x | {load} |")
         print(f"| scipy spsolve of the same system, per image (image 0 timed, x {batch}; "
               f"assembly not timed) | {scipy_all:.3f} | direct | 1x | {load} |")
         print(f"\nmax |spsolve - ours| / max|R| on image 0: {difference:.1e}; target at gamma "
