@@ -1,6 +1,9 @@
 """IProp propagation speed: ours vs scipy spsolve, stencil vs CSR, VI vs CG, memory.
 
-Run: ``PYTHONPATH=. python benchmarks/iprop.py`` (16 images of 224x224; ``--quick``: 4 of 112x112).
+Run: ``PYTHONPATH=. python benchmarks/iprop.py`` (16 images of 224x224, gamma 0.99 and 0.9;
+``--quick``: 2 images of 48x48, to check that it runs). Every time is the median of at least 5
+alternating repeats (each round runs every configuration once, in turn) and is printed with the
+load average; measure on a quiet machine (nothing else running) for figures worth quoting.
 ``--ablation`` instead runs the gamma / sigma_c / radius ablation on the stamp benchmark.
 
 Guide images: photos shipped with scikit-image (and their mirror images), resized. Reward: an
@@ -9,13 +12,15 @@ seeded noise (the solvers' cost does not depend on the model that made the map).
 """
 
 import argparse
+import functools
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 from captum_ext.attr.iprop import propagate
 from captum_ext.propagate import CSROperator, StencilOperator, solve_mrp
 
-GAMMA, TOL = 0.9, 1e-4
+TOL = 1e-4
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina",
           "colorwheel", "cat")
 
@@ -56,14 +61,23 @@ def make_reward(images: torch.Tensor) -> torch.Tensor:
     return (images - blur).abs() + 0.01 * torch.rand(images.shape, generator=gen)
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time of ``repeats`` calls (the machine is shared: the minimum is the signal)."""
-    best = float("inf")
+def load_average() -> str:
+    """The 1-minute load average, printed beside every figure (a loaded machine skews them)."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def alternating(functions: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median wall time of each function over ``repeats`` rounds; each round runs every function
+    once, in turn, so a change of machine load hits all of them alike."""
+    for function in functions.values():  # warm-up: kernels, allocator, caches
+        function()
+    times: Dict[str, List[float]] = {name: [] for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def build(images: torch.Tensor, operator: str):
@@ -71,49 +85,34 @@ def build(images: torch.Tensor, operator: str):
     return stencil if operator == "stencil" else CSROperator.from_stencil(stencil)
 
 
-def scipy_reference(op: StencilOperator, reward: torch.Tensor, n_ref: int) -> Tuple[float, float]:
-    """Seconds per image of ``spsolve((I - gamma P), R)`` (all 3 channels as one multi-RHS solve),
-    matrix assembly excluded; and the max relative difference to our CG solution."""
+def scipy_system(op: StencilOperator, index: int, gamma: float):
+    """``I - gamma P`` of image ``index`` as a scipy CSC matrix (assembly is not timed)."""
     import scipy.sparse as sp
+
+    single = CSROperator.from_stencil(StencilOperator(op.weights[index : index + 1])).matrix
+    n = single.shape[0]
+    weights = sp.csr_matrix(
+        (single.values().double().numpy(), single.col_indices().numpy(),
+         single.crow_indices().numpy()), shape=(n, n))
+    degree = np.asarray(weights.sum(axis=1)).ravel()
+    return (sp.identity(n, format="csc") - gamma * sp.diags(1.0 / degree) @ weights).tocsc()
+
+
+def scipy_solve(system, reward: torch.Tensor, index: int) -> torch.Tensor:
+    """``spsolve`` of one image, all channels as one multi-right-hand-side solve."""
     from scipy.sparse.linalg import spsolve
 
-    ours, _ = solve_mrp(op, reward, GAMMA, "cg", TOL)
-    batch, channels, height, width = reward.shape
-    seconds, worst = 0.0, 0.0
-    for i in range(n_ref):
-        single = CSROperator.from_stencil(StencilOperator(op.weights[i : i + 1])).matrix
-        n = height * width
-        weights = sp.csr_matrix(
-            (single.values().double().numpy(), single.col_indices().numpy(),
-             single.crow_indices().numpy()), shape=(n, n))
-        degree = np.asarray(weights.sum(axis=1)).ravel()
-        system = (sp.identity(n, format="csc") - GAMMA * sp.diags(1.0 / degree) @ weights).tocsc()
-        rhs = reward[i].permute(1, 2, 0).reshape(n, channels).double().numpy()
-        start = time.perf_counter()
-        solution = spsolve(system, rhs)
-        seconds += time.perf_counter() - start
-        theirs = torch.from_numpy(solution).float().view(height, width, channels).permute(2, 0, 1)
-        scale = reward[i].abs().max()
-        worst = max(worst, float((theirs - ours[i]).abs().max() / scale))
-    return seconds / n_ref, worst
+    channels, height, width = reward.shape[1:]
+    rhs = reward[index].permute(1, 2, 0).reshape(height * width, channels).double().numpy()
+    solution = spsolve(system, rhs)
+    return torch.from_numpy(solution).float().view(height, width, channels).permute(2, 0, 1)
 
 
-def per_iteration(op, reward: torch.Tensor, solver: str, repeats: int) -> float:
-    """Seconds per iteration: (time of 30 + k iterations - time of k) / 30, tol = 0."""
-    def run(steps: int) -> float:
-        return best_time(
-            lambda: solve_mrp(op, reward, GAMMA, solver, tol=0.0, max_iter=steps, warn=False),
-            repeats)
-
-    return max(run(40) - run(10), 0.0) / 30
-
-
-def stream_add(floats: int, repeats: int) -> float:
+def stream_add(floats: int) -> Callable[[], object]:
     """The memory-bound reference: ``c = a + b`` over ``floats`` floats in all (a, b, c)."""
     a = torch.rand(floats // 3)
     b, c = torch.rand_like(a), torch.empty_like(a)
-    torch.add(a, b, out=c)
-    return best_time(lambda: torch.add(a, b, out=c), repeats * 5)
+    return lambda: torch.add(a, b, out=c)
 
 
 def _rss_bytes() -> int:
@@ -138,7 +137,7 @@ def memory_probe(count: int, size: int, operator: str, solver: str) -> Dict[str,
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    propagate(reward, images, gamma=GAMMA, tol=TOL, solver=solver, operator=operator)
+    propagate(reward, images, gamma=0.99, tol=TOL, solver=solver, operator=operator)
     done.set()
     sampler.join()
     op = build(images, operator)
@@ -156,58 +155,74 @@ def probe_in_subprocess(count: int, size: int, operator: str, solver: str) -> Di
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def speed(count: int, size: int, n_ref: int, repeats: int) -> None:
+def _propagate_call(infos: Dict[str, Any], name: str, reward: torch.Tensor, images: torch.Tensor,
+                    gamma: float, options: Dict[str, str]) -> Callable[[], object]:
+    """``propagate`` with ``options``, graph build included; keeps its diagnostics in ``infos``."""
+    def call() -> None:
+        infos[name] = propagate(reward, images, gamma=gamma, tol=TOL, return_diagnostics=True,
+                                **options)[1]
+    return call
+
+
+def speed(count: int, size: int, repeats: int, gammas: Tuple[float, ...]) -> None:
     torch.manual_seed(0)
     images = load_images(count, size)
     reward = make_reward(images)
     batch, channels, height, width = reward.shape
-    print(f"# IProp propagation: {batch} images of {height}x{width}, {channels} channels, "
-          f"gamma {GAMMA}, tol {TOL}, radius 1 (K=9), sigma_c 0.1; torch threads "
-          f"{torch.get_num_threads()}, device cpu")
-    print("# times are the best of repeated runs; the machine may be shared\n")
-
-    rows: List[Tuple[str, float, int, float]] = []
-    for operator in ("stencil", "csr"):
-        for solver in ("cg", "value_iteration"):
-            out: Dict[str, object] = {}
-
-            def full() -> None:
-                out["result"] = propagate(reward, images, gamma=GAMMA, tol=TOL, solver=solver,
-                                          operator=operator, return_info=True)
-
-            seconds = best_time(full, repeats)
-            info = out["result"][1]
-            rows.append((f"{operator} + {solver}", seconds, info.iterations,
-                         float(info.error_bound.max())))
+    print(f"# IProp propagation: {batch} images of {height}x{width}, {channels} channels, tol "
+          f"{TOL}, radius 1 (K=9), sigma_c 0.1; torch threads {torch.get_num_threads()}, cpu")
+    print(f"# every figure: median of {repeats} alternating repeats; `load` is the 1-minute load "
+          "average when it was taken (figures from a loaded machine are not comparable)\n")
     stencil = build(images, "stencil")
-    ref_seconds, ref_diff = scipy_reference(stencil, reward, n_ref)
-    ours = rows[0][1]
-    print("| configuration (graph build + solve) | seconds, all images | iterations | "
-          "error bound / max|R| |")
-    print("|---|---|---|---|")
-    for name, seconds, iterations, bound in rows:
-        print(f"| {name} | {seconds:.3f} | {iterations} | {bound:.1e} |")
-    print(f"| scipy spsolve, per image x {batch} (measured on {n_ref} image(s), scaled) | "
-          f"{ref_seconds * batch:.3f} | direct | max diff to ours {ref_diff:.1e} |")
-    print(f"\nstencil + CG vs per-image spsolve: {ref_seconds * batch / ours:.1f}x faster "
-          f"(target >= 10x)")
-    print(f"stencil vs CSR (CG): CSR takes {rows[2][1] / ours:.2f}x the time of the stencil")
-    print(f"CG vs value iteration (stencil): VI takes {rows[1][1] / ours:.2f}x the time of CG\n")
+
+    for gamma in gammas:
+        print(f"## gamma {gamma}\n")
+        configs = {
+            "stencil + CG (Jacobi, default)": dict(solver="cg", preconditioner="jacobi"),
+            "stencil + CG (multigrid V-cycle)": dict(solver="cg", preconditioner="multigrid"),
+            "stencil + value iteration": dict(solver="value_iteration"),
+            "CSR + CG (Jacobi)": dict(solver="cg", operator="csr"),
+        }
+        infos: Dict[str, Any] = {}
+        system = scipy_system(stencil, 0, gamma)
+        functions = {name: _propagate_call(infos, name, reward, images, gamma, options)
+                     for name, options in configs.items()}
+        functions["scipy"] = functools.partial(scipy_solve, system, reward, 0)
+        medians = alternating(functions, repeats)
+        load = load_average()
+        ours, _ = solve_mrp(StencilOperator(stencil.weights[:1]), reward[:1], gamma, "cg", TOL)
+        theirs = scipy_solve(system, reward, 0)
+        difference = float((theirs - ours[0]).abs().max() / reward[0].abs().max())
+        scipy_all = medians["scipy"] * batch
+        print("| configuration (graph build + solve) | seconds, all images | iterations | "
+              "speed-up over per-image spsolve (its time / ours) | load |")
+        print("|---|---|---|---|---|")
+        for name in configs:
+            info = infos[name]
+            print(f"| {name} | {medians[name]:.3f} | {info.iterations} | "
+                  f"{scipy_all / medians[name]:.1f}x | {load} |")
+        print(f"| scipy spsolve of the same system, per image (image 0 timed, x {batch}; "
+              f"assembly not timed) | {scipy_all:.3f} | direct | 1x | {load} |")
+        print(f"\nmax |spsolve - ours| / max|R| on image 0: {difference:.1e}; target at gamma "
+              "0.99: stencil + CG >= 10x faster than spsolve\n")
 
     pixels = batch * height * width
     vi_floats = (9 + 1) * pixels + 3 * channels * pixels  # weights, degree; read V, R; write V
     cg_floats = (9 + 1) * pixels + 12 * channels * pixels  # weights, degree; ~12 vector passes
-    reference_vi = stream_add(vi_floats, repeats)
-    reference_cg = stream_add(cg_floats, repeats)
-    print("| per iteration | seconds | floats touched (minimum) | memory-bound reference "
-          "c = a + b on as many floats | ratio |")
-    print("|---|---|---|---|---|")
+    print("| per iteration (gamma 0.99) | time | floats touched (minimum) | c = a + b on as "
+          "many floats | ratio | load |")
+    print("|---|---|---|---|---|---|")
     for name, op in (("stencil", stencil), ("csr", build(images, "csr"))):
-        for solver, floats, reference in (("value_iteration", vi_floats, reference_vi),
-                                          ("cg", cg_floats, reference_cg)):
-            seconds = per_iteration(op, reward, solver, repeats)
-            print(f"| {name} + {solver} | {seconds * 1e3:.2f} ms | {floats / 1e6:.1f} M | "
-                  f"{reference * 1e3:.2f} ms | {seconds / reference:.1f}x |")
+        for solver, floats in (("value_iteration", vi_floats), ("cg", cg_floats)):
+            def steps(n: int, o=op, sv=solver) -> Callable[[], object]:
+                return lambda: solve_mrp(o, reward, 0.99, sv, tol=0.0, max_iter=n, warn=False)
+
+            medians = alternating({"long": steps(40), "short": steps(10),
+                                   "reference": stream_add(floats)}, repeats)
+            per_step = max(medians["long"] - medians["short"], 0.0) / 30
+            print(f"| {name} + {solver} | {per_step * 1e3:.2f} ms | {floats / 1e6:.1f} M | "
+                  f"{medians['reference'] * 1e3:.2f} ms | {per_step / medians['reference']:.1f}x "
+                  f"| {load_average()} |")
     print("\n(target: stencil + value_iteration within 4x of the reference)\n")
 
     print("| peak memory (fresh process, RSS) | added by propagate | operator tensors | "
@@ -259,12 +274,15 @@ def ablation(n_images: int, stage: int = 1) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 images of 112x112")
+    parser.add_argument("--quick", action="store_true",
+                        help="a quick check that the script runs: 2 images of 48x48, 5 repeats")
     parser.add_argument("--ablation", action="store_true", help="stamp-benchmark ablation")
     parser.add_argument("--n-images", type=int, default=32, help="images for --ablation")
     parser.add_argument("--stage", type=int, default=1, choices=(1, 2), help="ablation grid")
-    parser.add_argument("--n-ref", type=int, default=2, help="images solved by scipy")
-    parser.add_argument("--repeats", type=int, default=2, help="timing repeats (best kept)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="alternating timing repeats, median kept (at least 5)")
+    parser.add_argument("--gammas", type=float, nargs="+", default=[0.99, 0.9],
+                        help="gammas of the spsolve comparison")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--probe", nargs=2, metavar=("OPERATOR", "SOLVER"), help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=16, help=argparse.SUPPRESS)
@@ -277,9 +295,11 @@ def main() -> None:
     elif args.ablation:
         ablation(args.n_images, args.stage)
     elif args.quick:
-        speed(count=4, size=112, n_ref=1, repeats=1)
+        speed(count=2, size=48, repeats=max(5, args.repeats), gammas=tuple(args.gammas))
     else:
-        speed(count=16, size=224, n_ref=args.n_ref, repeats=args.repeats)
+        if args.repeats < 5:
+            parser.error("--repeats must be at least 5")
+        speed(count=16, size=224, repeats=args.repeats, gammas=tuple(args.gammas))
 
 
 if __name__ == "__main__":

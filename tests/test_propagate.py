@@ -361,3 +361,138 @@ def test_float32_at_gamma_099_is_accurate_and_converges(solver):
                              max_iter=5000)
     error = 0.01 * (values.double() - expected).abs().amax(dim=(1, 2, 3))
     assert info.converged and bool((error <= 1e-4 * reward.abs().amax(dim=(1, 2, 3))).all())
+
+
+def _mixed_batch(dtype=torch.float32):
+    """Images that converge at very different speeds: noise, a flat image, two flat halves."""
+    gen = torch.Generator().manual_seed(0)
+    guide = torch.rand(4, 3, 24, 24, generator=gen, dtype=dtype)
+    guide[1] = guide[1].mean(dim=(1, 2), keepdim=True)
+    guide[2, :, :, 12:], guide[2, :, :, :12] = 1.0, 0.0
+    reward = 60 * torch.randn(4, 3, 24, 24, generator=gen, dtype=dtype)
+    return guide, reward
+
+
+@pytest.mark.parametrize("solver,preconditioner", [
+    ("cg", "jacobi"), ("cg", "multigrid"), ("value_iteration", "jacobi")])
+def test_each_image_stops_on_its_own(solver, preconditioner):
+    """Issue 16: the stopping point of an image never depends on the rest of the batch, so a
+    batched solve equals one-at-a-time solves to float rounding (here: exactly) in float32 at
+    a loose tolerance, where a batch-wide stopping rule differs by ~1e-5 of max|V|."""
+    guide, reward = _mixed_batch()
+    op = StencilOperator.from_guide(guide)
+    options = dict(gamma=0.99, solver=solver, tol=1e-3, max_iter=5000,
+                   preconditioner=preconditioner)
+    batched, info = solve_mrp(op, reward, **options)
+    counts = []
+    for i in range(4):
+        single, single_info = solve_mrp(StencilOperator.from_guide(guide[i : i + 1]),
+                                        reward[i : i + 1], **options)
+        eps = torch.finfo(torch.float32).eps
+        torch.testing.assert_close(batched[i : i + 1], single, rtol=0,
+                                   atol=4 * eps * float(single.abs().max()))
+        counts.append(single_info.iterations)
+    assert info.image_iterations.tolist() == counts and len(set(counts)) > 1
+    assert info.iterations == max(counts) and bool(info.image_converged.all())
+
+
+# ----------------------------------------------------------------------------- preconditioners
+
+
+def _aggregation_matrix(height, width, dtype=torch.float64):
+    """R: (ceil(H/2) ceil(W/2), H W), 1 where a fine pixel belongs to a 2 x 2 block."""
+    hc, wc = (height + 1) // 2, (width + 1) // 2
+    matrix = torch.zeros(hc * wc, height * width, dtype=dtype)
+    for y in range(height):
+        for x in range(width):
+            matrix[(y // 2) * wc + x // 2, y * width + x] = 1.0
+    return matrix
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+@pytest.mark.parametrize("size", [(6, 8), (7, 5)])
+def test_galerkin_coarsening_is_r_a_rt(radius, size):
+    from captum_ext.propagate.multigrid import _dense, galerkin_coarsen, system_stencil
+
+    height, width = size
+    op = StencilOperator.from_guide(_guide(batch=1, height=height, width=width, seed=31),
+                                    radius=radius, sigma_c=0.3)
+    stencil = system_stencil(op.weights, op.degree, 0.9)
+    dense = torch.diag(op.degree.flatten() / 0.9) - op.to_dense()
+    coarse, coarse_radius = galerkin_coarsen(stencil, radius)
+    assert coarse_radius == (radius + 1) // 2
+    R = _aggregation_matrix(height, width)
+    expected = R @ dense @ R.T
+    # padding pixels (odd sides) add a unit diagonal per padded pixel to their block
+    hc, wc = coarse.shape[2:]
+    pad = torch.zeros(hc * wc, dtype=torch.float64)
+    for y in range(2 * hc):
+        for x in range(2 * wc):
+            if y >= height or x >= width:
+                pad[(y // 2) * wc + x // 2] += 1.0
+    torch.testing.assert_close(_dense(coarse, coarse_radius)[0], expected + torch.diag(pad))
+
+
+def test_multigrid_v_cycle_is_symmetric_positive_definite():
+    from captum_ext.propagate.multigrid import MultigridPreconditioner, system_stencil
+
+    op = StencilOperator.from_guide(_guide(batch=1, height=13, width=11, seed=32), sigma_c=0.1)
+    mg = MultigridPreconditioner(system_stencil(op.weights, op.degree, 0.99), op.radius,
+                                 coarsest_pixels=4)
+    assert mg.depth >= 3
+    n = 13 * 11
+    basis = torch.eye(n, dtype=torch.float64).view(n, 1, 13, 11)
+    matrix = torch.cat([mg(basis[i : i + 1]) for i in range(n)]).reshape(n, n)
+    torch.testing.assert_close(matrix, matrix.T)
+    assert float(torch.linalg.eigvalsh(matrix).min()) > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("preconditioner", ["jacobi", "multigrid"])
+@pytest.mark.parametrize("gamma", [0.9, 0.99])
+def test_preconditioned_cg_equals_a_dense_solve(dtype, preconditioner, gamma):
+    """The oracle: torch.linalg.solve of (I - gamma P) V = R in float64, odd image sizes."""
+    guide, reward = _guide(height=13, width=11, seed=33), _reward(height=13, width=11, seed=34)
+    expected = _dense_solution(StencilOperator.from_guide(guide, sigma_c=0.1), reward, gamma)
+    op = StencilOperator.from_guide(guide.to(dtype), sigma_c=0.1)
+    values, info = conjugate_gradient(op, reward.to(dtype), gamma=gamma, tol=1e-6,
+                                      max_iter=2000, preconditioner=preconditioner,
+                                      warn=dtype == torch.float64)
+    assert info.preconditioner == preconditioner
+    scale = reward.abs().amax(dim=(1, 2, 3), keepdim=True)
+    error = ((1 - gamma) * (values.double() - expected)).abs() / scale
+    assert float(error.max()) <= (1e-6 if dtype == torch.float64 else 2e-5)
+
+
+def test_multigrid_needs_fewer_iterations_than_jacobi():
+    guide, reward = _guide(height=32, width=32, seed=35), _reward(height=32, width=32, seed=36)
+    op = StencilOperator.from_guide(guide, sigma_c=0.3)
+    _, jacobi = conjugate_gradient(op, reward, gamma=0.99, tol=1e-6, preconditioner="jacobi")
+    _, multigrid = conjugate_gradient(op, reward, gamma=0.99, tol=1e-6,
+                                      preconditioner="multigrid")
+    assert multigrid.converged and multigrid.iterations < jacobi.iterations
+
+
+def test_preconditioner_is_validated_and_falls_back_for_csr():
+    op = StencilOperator.from_guide(_guide())
+    with pytest.raises(ValueError, match="preconditioner"):
+        conjugate_gradient(op, _reward(), preconditioner="ilu")
+    _, info = conjugate_gradient(CSROperator.from_stencil(op), _reward(),
+                                 preconditioner="multigrid")
+    assert info.preconditioner == "jacobi"
+
+
+def test_cache_blocking_over_images_changes_nothing(monkeypatch):
+    """The CPU cache blocking runs the same ops on chunks of images: bit for bit the same."""
+    from captum_ext.propagate import operators
+
+    guide, reward = _guide(batch=5, height=9, width=8, seed=41), _reward(batch=5, height=9,
+                                                                         width=8, seed=42)
+    op = StencilOperator.from_guide(guide, radius=2)
+    whole = (op.apply(reward), op.step(reward, reward, 0.9))
+    monkeypatch.setattr(operators, "CACHE_BLOCK_BYTES", 1)  # one image per chunk
+    chunked = (op.apply(reward), op.step(reward, reward, 0.9))
+    assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
+    dense = op.to_dense()
+    flat = reward.permute(0, 2, 3, 1).reshape(-1, 3)
+    torch.testing.assert_close(chunked[0].permute(0, 2, 3, 1).reshape(-1, 3), dense @ flat)

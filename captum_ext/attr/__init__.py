@@ -18,7 +18,7 @@ from captum_ext.attr.inpainting import (
     InpaintingShapleyValueSampling,
     binary_cosine_similarity,
 )
-from captum_ext.attr.iprop import IProp, propagate
+from captum_ext.attr.iprop import IProp, IPropDiagnostics, propagate
 from captum_ext.attr.meaningful_perturbation import (
     MeaningfulPerturbation,
     MeaningfulPerturbationDiagnostics,
@@ -35,6 +35,7 @@ __all__ = [
     "InpaintingOcclusion",
     "InpaintingShapleyValueSampling",
     "IProp",
+    "IPropDiagnostics",
     "MeaningfulPerturbation",
     "MeaningfulPerturbationDiagnostics",
     "NeFLAG",

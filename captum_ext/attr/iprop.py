@@ -9,13 +9,17 @@ spatial and colour weights, ``P = D^-1 W``, ``V = R + gamma P V`` and the output
 ``(1 - gamma) V``, a weighted average of the base attributions in their own units.
 """
 
-from typing import Any, Optional, Tuple, Union
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Literal, Optional, Tuple, Union, overload
 
 import torch
-from captum.attr import Attribution, LayerAttribution
+from captum.attr import Attribution, LayerAttribution, NoiseTunnel
 from captum.log import log_usage
-from torch import Tensor
+from torch import Tensor, nn
 
+from captum_ext._checks import check_choice
 from captum_ext._compat import TensorOrTupleOfTensorsGeneric
 from captum_ext._utils import (
     as_tuple,
@@ -24,9 +28,12 @@ from captum_ext._utils import (
     check_int_at_least,
     check_positive,
     like_input,
+    preserved_model_state,
+    warn_external,
 )
 from captum_ext.propagate import (
     COLOR_SPACES,
+    PRECONDITIONERS,
     SOLVERS,
     CSROperator,
     GraphOperator,
@@ -46,27 +53,34 @@ DEFAULT_GAMMA = 0.99
 DEFAULT_MAX_ITER = 5000
 
 REWARDS = ("signed", "abs", "sum")
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+#: Slack on the guide's [0, 1] range (float rounding of a scaled image).
+_GUIDE_SLACK = 1e-3
 OPERATORS = ("stencil", "csr")
 
 
 def _check_options(
     gamma: float, radius: int, sigma_s: float, sigma_c: float, color_space: str, reward: str,
-    solver: str, operator: str, tol: float, max_iter: int,
+    solver: str, operator: str, tol: float, max_iter: int, self_loop: bool = True,
+    rescale: bool = True, preconditioner: str = "jacobi",
 ) -> None:
     check_fraction("gamma", gamma)
     check_int_at_least("radius", radius, 0)
-    check_positive("sigma_s", sigma_s, allow_inf=True)
-    check_positive("sigma_c", sigma_c, allow_inf=True)
+    check_positive("sigma_s", sigma_s, allow_inf=True)  # inf: a flat window
+    check_positive("sigma_c", sigma_c, allow_inf=True)  # inf: colour ignored
     check_positive("tol", tol, allow_zero=True)
     check_int_at_least("max_iter", max_iter, 0)
+    for name, flag in (("self_loop", self_loop), ("rescale", rescale)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"`{name}` must be a bool, got {type(flag).__name__}")
     for name, value, allowed in (
         ("color_space", color_space, COLOR_SPACES),
         ("reward", reward, REWARDS),
         ("solver", solver, SOLVERS),
         ("operator", operator, OPERATORS),
+        ("preconditioner", preconditioner, PRECONDITIONERS),
     ):
-        if value not in allowed:
-            raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}")
+        check_choice(name, value, allowed)
 
 
 def _check_finite(name: str, tensor: Tensor) -> None:
@@ -77,6 +91,42 @@ def _check_finite(name: str, tensor: Tensor) -> None:
             f"`{name}` contains NaN or infinite values (images {images}); propagating them "
             f"would spread them over the whole image"
         )
+
+
+def _check_guide_range(guide: Tensor) -> None:
+    """The colour bandwidth is in units of a [0, 1] image: refuse 0..255 or normalised guides."""
+    if guide.numel() == 0:
+        return
+    low, high = (float(v) for v in torch.aminmax(guide))
+    if low < -_GUIDE_SLACK or high > 1.0 + _GUIDE_SLACK:
+        raise ValueError(
+            f"`guide` must have values in [0, 1] (got min {low:.4g}, max {high:.4g}): "
+            "`sigma_c` is in those units, so a 0..255 or normalised image leaves every pixel "
+            "unconnected and the maps unchanged; pass e.g. "
+            "`captum_ext.propagate.min_max_scale(images)` or `images / 255`"
+        )
+
+
+def _check_radius(radius: int, guide: Tensor) -> None:
+    height, width = guide.shape[2:]
+    if radius >= max(height, width):
+        raise ValueError(
+            f"`radius`={radius} must be smaller than the image ({height}x{width}): the window "
+            f"would reach past every border"
+        )
+
+
+def _called_by_noise_tunnel(method: Attribution, depth: int = 8) -> bool:
+    """Whether ``method.attribute`` runs inside ``NoiseTunnel(method).attribute`` (on noisy inputs)."""
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        if frame is None:
+            break
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, NoiseTunnel) and caller.attribution_method is method:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _match_guide(guide: Tensor, attributions: Tensor) -> Tensor:
@@ -99,6 +149,101 @@ def _match_guide(guide: Tensor, attributions: Tensor) -> Tensor:
     return guide
 
 
+@dataclass(frozen=True)
+class IPropDiagnostics(SolveInfo):
+    """What the solver did for each image, returned with ``return_diagnostics=True``.
+
+    The fields of :class:`~captum_ext.propagate.SolveInfo`: ``solver``, ``iterations`` (the
+    most any image needed), ``residual``, ``error_bound`` (per image, relative to its
+    ``max|R|``), ``converged`` (every image met ``tol``), ``image_iterations`` and
+    ``image_converged`` (per image).
+
+    Examples::
+
+        >>> maps, diagnostics = propagate(torch.rand(2, 1, 8, 8), torch.rand(2, 3, 8, 8),
+        ...                               gamma=0.9, return_diagnostics=True)
+        >>> diagnostics.converged, diagnostics.image_iterations.shape
+        (True, torch.Size([2]))
+    """
+
+    @classmethod
+    def from_solve_info(cls, info: SolveInfo) -> "IPropDiagnostics":
+        """The same record as an ``IPropDiagnostics``."""
+        return cls(**{f.name: getattr(info, f.name) for f in fields(info)})
+
+
+@overload
+def propagate(
+    attributions: Tensor,
+    guide: Tensor,
+    gamma: float = ...,
+    radius: int = ...,
+    sigma_s: float = ...,
+    sigma_c: float = ...,
+    color_space: str = ...,
+    self_loop: bool = ...,
+    reward: str = ...,
+    rescale: bool = ...,
+    solver: str = ...,
+    preconditioner: str = ...,
+    operator: str = ...,
+    affinity: Optional[Tensor] = ...,
+    tol: float = ...,
+    max_iter: int = ...,
+    return_info: Literal[False] = ...,
+    *,
+    return_diagnostics: Literal[False] = ...,
+) -> Tensor: ...
+
+
+@overload
+def propagate(
+    attributions: Tensor,
+    guide: Tensor,
+    gamma: float = ...,
+    radius: int = ...,
+    sigma_s: float = ...,
+    sigma_c: float = ...,
+    color_space: str = ...,
+    self_loop: bool = ...,
+    reward: str = ...,
+    rescale: bool = ...,
+    solver: str = ...,
+    preconditioner: str = ...,
+    operator: str = ...,
+    affinity: Optional[Tensor] = ...,
+    tol: float = ...,
+    max_iter: int = ...,
+    return_info: bool = ...,
+    *,
+    return_diagnostics: Literal[True],
+) -> Tuple[Tensor, "IPropDiagnostics"]: ...
+
+
+@overload
+def propagate(
+    attributions: Tensor,
+    guide: Tensor,
+    gamma: float = ...,
+    radius: int = ...,
+    sigma_s: float = ...,
+    sigma_c: float = ...,
+    color_space: str = ...,
+    self_loop: bool = ...,
+    reward: str = ...,
+    rescale: bool = ...,
+    solver: str = ...,
+    preconditioner: str = ...,
+    operator: str = ...,
+    affinity: Optional[Tensor] = ...,
+    tol: float = ...,
+    max_iter: int = ...,
+    return_info: bool = ...,
+    *,
+    return_diagnostics: bool = ...,
+) -> Union[Tensor, Tuple[Tensor, "IPropDiagnostics"]]: ...
+
+
 def propagate(
     attributions: Tensor,
     guide: Tensor,
@@ -111,12 +256,15 @@ def propagate(
     reward: str = "signed",
     rescale: bool = True,
     solver: str = "cg",
+    preconditioner: str = "jacobi",
     operator: str = "stencil",
     affinity: Optional[Tensor] = None,
     tol: float = 1e-4,
     max_iter: int = DEFAULT_MAX_ITER,
     return_info: bool = False,
-) -> Union[Tensor, Tuple[Tensor, SolveInfo]]:
+    *,
+    return_diagnostics: bool = False,
+) -> Union[Tensor, Tuple[Tensor, "IPropDiagnostics"]]:
     r"""Propagate ready-made attribution maps over the pixel graph of a guide image.
 
     Solves ``V = R + gamma P V`` for every channel of every map (the reward ``R``) on the window
@@ -140,16 +288,22 @@ def propagate(
             (the channel sum, propagated once and broadcast back to C channels).
         rescale (bool): return ``(1 - gamma) V`` (True) or the value ``V`` itself.
         solver (str): ``"cg"`` (conjugate gradient) or ``"value_iteration"``. Default cg.
+        preconditioner (str): CG's preconditioner, ``"jacobi"`` (default) or ``"multigrid"``
+            (an aggregation V-cycle: about half the iterations at gamma 0.99, each ~2.5x the
+            cost; stencil operators only, Jacobi otherwise). See ``docs/iprop.md``.
         operator (str): ``"stencil"`` or ``"csr"``; ignored when ``affinity`` is given.
         affinity (Tensor, optional): a user-given non-negative (sparse) affinity of size
             (B H W, B H W) used instead of the window graph (``guide`` is then only checked for
             shape).
         tol (float): error tolerance relative to each image's ``max|R|``. Default 1e-4.
         max_iter (int): iteration cap (a ``RuntimeWarning`` when hit). Default 5000.
-        return_info (bool): also return the solver's :class:`~captum_ext.propagate.SolveInfo`.
+        return_info (bool): deprecated alias of ``return_diagnostics``.
+        return_diagnostics (bool): also return an :class:`IPropDiagnostics` (per image:
+            iterations, residual, error bound, converged). Default False.
 
     Returns:
-        Tensor of the attributions' shape (and the ``SolveInfo`` with ``return_info``).
+        Tensor of the attributions' shape, or ``(maps, IPropDiagnostics)`` with
+        ``return_diagnostics=True``.
 
     Examples::
 
@@ -160,11 +314,18 @@ def propagate(
         (torch.Size([1, 1, 8, 8]), True)
     """
     _check_options(gamma, radius, sigma_s, sigma_c, color_space, reward, solver, operator, tol,
-                   max_iter)
+                   max_iter, self_loop, rescale, preconditioner)
+    if return_info:
+        warn_external("`return_info` is deprecated and will be removed in the next release; use "
+                      "`return_diagnostics=True`", DeprecationWarning)
+        return_diagnostics = True
     check_image_batch("attributions", attributions)
     _check_finite("attributions", attributions)
     guide = _match_guide(guide, attributions).detach()
     _check_finite("guide", guide)
+    if affinity is None:
+        _check_guide_range(guide)
+        _check_radius(radius, guide)
     rewards = attributions.detach()
     if reward == "abs":
         rewards = rewards.abs()
@@ -172,11 +333,12 @@ def propagate(
         rewards = rewards.sum(dim=1, keepdim=True)
     graph = _build_operator(guide, radius, sigma_s, sigma_c, color_space, self_loop, operator,
                             affinity, rewards.dtype)
-    values, info = solve_mrp(graph, rewards, gamma, solver, tol, max_iter)
+    values, info = solve_mrp(graph, rewards, gamma, solver, tol, max_iter,
+                             preconditioner=preconditioner)
     if rescale:
         values = values * (1.0 - gamma)
     values = values.expand_as(attributions).contiguous() if reward == "sum" else values
-    return (values, info) if return_info else values
+    return (values, IPropDiagnostics.from_solve_info(info)) if return_diagnostics else values
 
 
 def _build_operator(
@@ -203,8 +365,13 @@ class IProp(Attribution):
     colour and are blocked by edges. Base maps of lower resolution (e.g. ``LayerGradCam``) are
     upsampled to the input size with :meth:`LayerAttribution.interpolate` first.
 
-    Diagnostics of the last call (iterations, per-image residual and error bound) are in
-    :attr:`last_info` (one :class:`~captum_ext.propagate.SolveInfo` per input tensor).
+    ``attribute(..., return_diagnostics=True)`` also returns what the solver did per image
+    (:class:`IPropDiagnostics`: iterations, residual, error bound, converged). The stateful
+    ``last_info`` of earlier releases is a deprecated alias.
+
+    Compose with smoothing as ``IProp(NoiseTunnel(base))``: the smoothed map is propagated over
+    the clean inputs. ``NoiseTunnel(IProp(base))`` would build each graph from a noisy copy
+    (pass ``guide=`` the clean images if you need that order).
 
     Args:
         base_method (Attribution): any Captum attribution method (also ``NoiseTunnel`` or a
@@ -218,6 +385,7 @@ class IProp(Attribution):
         reward (str): ``"signed"``, ``"abs"`` or ``"sum"`` (see :func:`propagate`).
         rescale (bool): return ``(1 - gamma) V`` rather than ``V``. Default True.
         solver (str): ``"cg"`` or ``"value_iteration"``. Default ``"cg"``.
+        preconditioner (str): ``"jacobi"`` or ``"multigrid"`` (see :func:`propagate`).
         operator (str): ``"stencil"`` or ``"csr"``. Default ``"stencil"``.
         tol (float): error tolerance relative to each image's ``max|R|``. Default 1e-4.
         max_iter (int): iteration cap. Default 5000.
@@ -231,9 +399,9 @@ class IProp(Attribution):
         >>> images = torch.rand(2, 3, 16, 16)
         >>> _ = net(images)
         >>> iprop = IProp(Saliency(net), gamma=0.9)
-        >>> attr = iprop.attribute(images, target=1)
-        >>> attr.shape, iprop.last_info[0].converged
-        (torch.Size([2, 3, 16, 16]), True)
+        >>> attr, diagnostics = iprop.attribute(images, target=1, return_diagnostics=True)
+        >>> attr.shape, diagnostics.converged, diagnostics.image_iterations.shape
+        (torch.Size([2, 3, 16, 16]), True, torch.Size([2]))
     """
 
     def __init__(
@@ -248,6 +416,7 @@ class IProp(Attribution):
         reward: str = "signed",
         rescale: bool = True,
         solver: str = "cg",
+        preconditioner: str = "jacobi",
         operator: str = "stencil",
         tol: float = 1e-4,
         max_iter: int = DEFAULT_MAX_ITER,
@@ -259,24 +428,62 @@ class IProp(Attribution):
                 f"{type(base_method).__name__}; use `propagate` for ready-made maps"
             )
         _check_options(gamma, radius, sigma_s, sigma_c, color_space, reward, solver, operator,
-                       tol, max_iter)
+                       tol, max_iter, self_loop, rescale, preconditioner)
+        check_choice("interpolate_mode", interpolate_mode, INTERPOLATE_MODES)
         super().__init__(base_method.forward_func)
         self.base_method = base_method
-        self.options = dict(
+        self.options: Dict[str, Any] = dict(
             gamma=gamma, radius=radius, sigma_s=sigma_s, sigma_c=sigma_c,
             color_space=color_space, self_loop=self_loop, reward=reward, rescale=rescale,
-            solver=solver, operator=operator, tol=tol, max_iter=max_iter,
+            solver=solver, preconditioner=preconditioner, operator=operator, tol=tol,
+            max_iter=max_iter,
         )
         self.interpolate_mode = interpolate_mode
-        self.last_info: Tuple[SolveInfo, ...] = ()
+        self._last_diagnostics: Tuple[IPropDiagnostics, ...] = ()
 
-    @log_usage()
+    @property
+    def last_info(self) -> Tuple[IPropDiagnostics, ...]:
+        """Deprecated: the diagnostics of the last call, one per input tensor.
+
+        Use ``attribute(..., return_diagnostics=True)``.
+        """
+        warn_external("`IProp.last_info` is deprecated and will be removed in the next release; "
+                      "use `attribute(..., return_diagnostics=True)`", DeprecationWarning)
+        return self._last_diagnostics
+
+    @overload
     def attribute(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
-        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = None,
+        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = ...,
+        *,
+        return_diagnostics: Literal[False] = ...,
         **base_kwargs: Any,
-    ) -> TensorOrTupleOfTensorsGeneric:
+    ) -> TensorOrTupleOfTensorsGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = ...,
+        *,
+        return_diagnostics: Literal[True],
+        **base_kwargs: Any,
+    ) -> Tuple[TensorOrTupleOfTensorsGeneric,
+               Union[IPropDiagnostics, Tuple[IPropDiagnostics, ...]]]: ...
+
+    @log_usage()
+    def attribute(  # type: ignore[misc]
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        guide: Optional[Union[Tensor, Tuple[Tensor, ...]]] = None,
+        *,
+        return_diagnostics: bool = False,
+        **base_kwargs: Any,
+    ) -> Union[
+        TensorOrTupleOfTensorsGeneric,
+        Tuple[TensorOrTupleOfTensorsGeneric, Union[IPropDiagnostics, Tuple[IPropDiagnostics, ...]]],
+    ]:
         r"""Base attributions of ``inputs``, propagated over each input's pixel graph.
 
         Args:
@@ -287,19 +494,31 @@ class IProp(Attribution):
                 guide of B' images is repeated ``B / B'`` times with ``repeat_interleave``, as
                 ``NoiseTunnel`` and ``sensitivity_max`` repeat the inputs).
                 Default: the inputs, min-max scaled to [0, 1] per image.
+            return_diagnostics (bool): also return an :class:`IPropDiagnostics` (a tuple of
+                them, one per input tensor, for tuple inputs). Default False.
             **base_kwargs: passed to ``base_method.attribute`` (``target``, ``baselines``,
                 ``additional_forward_args``, ``nt_type``, ...).
 
         Returns:
             Attributions in the structure of ``inputs`` (the base method's channel count, the
-            inputs' spatial size). A base method returning a convergence delta is not supported.
+            inputs' spatial size; an empty batch gives zeros of the inputs' shape without
+            running the model), or ``(attributions, diagnostics)`` with
+            ``return_diagnostics=True``. A base method returning a convergence delta is not
+            supported.
         """
         input_tuple = as_tuple(inputs)
         for index, tensor in enumerate(input_tuple):
-            check_image_batch(f"inputs[{index}]" if isinstance(inputs, tuple) else "inputs",
-                              tensor)
+            name = f"inputs[{index}]" if isinstance(inputs, tuple) else "inputs"
+            check_image_batch(name, tensor)
+            _check_finite(name, tensor)
         guides = self._guides(input_tuple, guide, isinstance(inputs, tuple))
-        base = self.base_method.attribute(inputs, **base_kwargs)
+        if input_tuple[0].shape[0] == 0:  # an empty batch: an empty result, no model run
+            base: Any = like_input(inputs, [torch.zeros_like(t) for t in input_tuple])
+        else:
+            model = self.forward_func
+            state = preserved_model_state(model) if isinstance(model, nn.Module) else nullcontext()
+            with state:
+                base = self.base_method.attribute(inputs, **base_kwargs)
         if isinstance(base, tuple) != isinstance(inputs, tuple) or (
             isinstance(base, tuple) and len(base) != len(input_tuple)
         ):
@@ -308,17 +527,30 @@ class IProp(Attribution):
         outputs, infos = [], []
         for maps, tensor, image in zip(as_tuple(base), input_tuple, guides):
             maps = self._to_input_size(maps, tensor)
-            values, info = propagate(maps, image, return_info=True, **self.options)
+            values, info = propagate(maps, image, return_diagnostics=True, **self.options)
             outputs.append(values)
             infos.append(info)
-        self.last_info = tuple(infos)
-        return like_input(inputs, outputs)
+        self._last_diagnostics = tuple(infos)
+        attributions = like_input(inputs, outputs)
+        if not return_diagnostics:
+            return attributions
+        return attributions, (tuple(infos) if isinstance(inputs, tuple) else infos[0])
 
     def _guides(
         self, inputs: Tuple[Tensor, ...], guide: Optional[Union[Tensor, Tuple[Tensor, ...]]],
         is_tuple: bool,
     ) -> Tuple[Tensor, ...]:
+        for tensor in inputs:
+            _check_radius(self.options["radius"], tensor)
         if guide is None:
+            if _called_by_noise_tunnel(self):
+                warn_external(
+                    "NoiseTunnel(IProp(...)) without `guide=` builds each graph from a noisy "
+                    "copy of the inputs, whose colour edges are mostly noise, so little is "
+                    "propagated; use IProp(NoiseTunnel(base_method)) to propagate the smoothed "
+                    "map over the clean image, or pass `guide=` (the clean images in [0, 1])",
+                    UserWarning,
+                )
             return tuple(min_max_scale(tensor.detach()) for tensor in inputs)
         guides = as_tuple(guide)  # a tensor guide also fits a 1-tuple of inputs (sensitivity_max)
         if len(guides) != len(inputs) or (isinstance(guide, tuple) and not is_tuple):
@@ -327,6 +559,8 @@ class IProp(Attribution):
             )
         for tensor, image in zip(inputs, guides):
             check_image_batch("guide", image)
+            _check_finite("guide", image)
+            _check_guide_range(image)
             if image.shape[2:] != tensor.shape[2:]:
                 raise ValueError(
                     f"`guide` has spatial size {tuple(image.shape[2:])} but the inputs have "

@@ -20,8 +20,10 @@ from captum_ext.propagate.graph import (
     stencil_affinity,
     window_offsets,
 )
+from captum_ext.propagate.multigrid import MultigridPreconditioner
 from captum_ext.propagate.operators import CSROperator, GraphOperator, StencilOperator
 from captum_ext.propagate.solvers import (
+    PRECONDITIONERS,
     SOLVERS,
     SolveInfo,
     conjugate_gradient,
@@ -31,9 +33,11 @@ from captum_ext.propagate.solvers import (
 
 __all__ = [
     "COLOR_SPACES",
+    "PRECONDITIONERS",
     "SOLVERS",
     "CSROperator",
     "GraphOperator",
+    "MultigridPreconditioner",
     "SolveInfo",
     "StencilOperator",
     "color_features",

@@ -15,6 +15,7 @@ import math
 from typing import List, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from captum_ext._utils import check_image_batch, check_int_at_least, check_positive
@@ -24,6 +25,8 @@ COLOR_SPACES = ("rgb", "lab")
 # Lab coordinates are divided by this, so that ``sigma_c`` reads in units of 100 Lab (Delta E)
 # and ``sigma_c = 0.1`` means about 10 Delta E: comparable to RGB values in [0, 1].
 LAB_SCALE = 100.0
+#: Elements of the largest temporary of the graph build (neighbour differences).
+_MAX_TEMPORARY = 2**26
 
 
 def window_offsets(radius: int) -> List[Tuple[int, int]]:
@@ -50,9 +53,13 @@ def shifted_slices(dy: int, dx: int, height: int, width: int) -> Tuple[Tuple[sli
 
     ``x[..., target][i] `` and ``x[..., source][i]`` are a pixel and its neighbour.
     """
-    target = (slice(max(0, -dy), height - max(0, dy)), slice(max(0, -dx), width - max(0, dx)))
-    source = (slice(max(0, dy), height - max(0, -dy)), slice(max(0, dx), width - max(0, -dx)))
-    return target, source
+    def span(shift: int, size: int) -> Tuple[slice, slice]:  # empty when |shift| >= size
+        length = max(0, size - abs(shift))
+        start_t, start_s = max(0, -shift), max(0, shift)
+        return slice(start_t, start_t + length), slice(start_s, start_s + length)
+
+    (ty, sy), (tx, sx) = span(dy, height), span(dx, width)
+    return (ty, tx), (sy, sx)
 
 
 def color_features(guide: Tensor, color_space: str = "rgb") -> Tensor:
@@ -143,22 +150,42 @@ def stencil_affinity(
     check_positive("sigma_c", sigma_c, allow_inf=True)
     check_positive("min_weight", min_weight, allow_zero=True)
     features = color_features(guide.detach(), color_space)
-    batch, _, height, width = features.shape
-    offsets = window_offsets(radius)
-    weights = features.new_zeros(batch, len(offsets), height, width)
-    for k, (dy, dx) in enumerate(offsets):  # K window offsets, never pixels
-        if (dy, dx) == (0, 0) and not self_loop:
-            continue
-        target, source = shifted_slices(dy, dx, height, width)
-        diff = features[..., source[0], source[1]] - features[..., target[0], target[1]]
-        spatial = (dy * dy + dx * dx) / (2.0 * sigma_s**2)
-        colour = diff.square().sum(dim=1) / (2.0 * sigma_c**2)
-        weights[:, k, target[0], target[1]] = torch.exp(-(colour + spatial))
+    batch, channels, height, width = features.shape
+    side = 2 * radius + 1
+    weights = features.new_empty(batch, side * side, height, width)
+    # one batched pass over every window offset (a window row at a time only when the K-fold
+    # temporary would be large): all neighbours as a strided view of the padded features
+    padded = F.pad(features, (radius, radius, radius, radius))
+    neighbours = padded.unfold(2, height, 1).unfold(3, width, 1)  # (B, C, side, side, H, W)
+    rows_per_pass = max(1, min(side, _MAX_TEMPORARY // max(1, features.numel() * side)))
+    offsets = torch.arange(-radius, radius + 1, dtype=features.dtype, device=features.device)
+    spatial = (offsets.view(-1, 1) ** 2 + offsets.view(1, -1) ** 2) / (2.0 * sigma_s**2)
+    for start in range(0, side, rows_per_pass):  # window rows, never pixels
+        stop = min(side, start + rows_per_pass)
+        diff = neighbours[:, :, start:stop] - features[:, :, None, None]
+        colour = diff.square_().sum(dim=1) / (2.0 * sigma_c**2)  # (B, rows, side, H, W)
+        colour += spatial[start:stop].view(1, stop - start, side, 1, 1)
+        weights[:, start * side : stop * side] = torch.exp_(colour.neg_()).flatten(1, 2)
+    weights *= _inside_window(radius, height, width, features.device, features.dtype)
+    center = side * side // 2
+    if not self_loop:
+        weights[:, center] = 0.0
     weights = weights.masked_fill_(weights < min_weight, 0.0)
     if not self_loop:
         isolated = weights.sum(dim=1) == 0
-        weights[:, len(offsets) // 2].masked_fill_(isolated, 1.0)
+        weights[:, center].masked_fill_(isolated, 1.0)
     return weights
+
+
+def _inside_window(radius: int, height: int, width: int, device: torch.device,
+                   dtype: torch.dtype) -> Tensor:
+    """(1, K, H, W): 1 where the k-th neighbour of a pixel is inside the image."""
+    span = torch.arange(-radius, radius + 1, device=device)
+    ys = torch.arange(height, device=device).view(1, 1, height, 1) + span.view(-1, 1, 1, 1)
+    xs = torch.arange(width, device=device).view(1, 1, 1, width) + span.view(1, -1, 1, 1)
+    inside_y = (ys >= 0) & (ys < height)  # (side, 1, H, 1)
+    inside_x = (xs >= 0) & (xs < width)  # (1, side, 1, W)
+    return (inside_y & inside_x).to(dtype).flatten(0, 1).unsqueeze(0)
 
 
 def leakage_weight(delta: float, sigma_c: float) -> float:

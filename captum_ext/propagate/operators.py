@@ -23,6 +23,58 @@ from torch import Tensor
 from captum_ext._utils import check_image_batch
 from captum_ext.propagate.graph import shifted_slices, stencil_affinity, window_offsets
 
+#: On a CPU, stencil passes run over chunks of images whose maps and weights fit in about this
+#: many bytes, so the K passes of a chunk reuse its output and input from the cache instead of
+#: streaming the whole batch from memory K times (cache blocking; every image is still computed
+#: by the same batched ops). Accelerators take the whole batch at once.
+CACHE_BLOCK_BYTES = 4 * 2**20
+
+
+def stencil_accumulate(
+    stencil: Tensor, x: Tensor, radius: int, out: Optional[Tensor] = None,
+    base: Optional[Tensor] = None,
+) -> Tensor:
+    """``base + sum_k stencil[:, k] * x(shifted by offset k)`` for ``x`` of shape (B, M, H, W).
+
+    ``stencil`` is (B, K, H, W), ``K = (2 radius + 1)^2``, laid out as the affinities
+    (0 where a neighbour is outside the image); ``base`` (the shape of ``x``) defaults to 0.
+
+    Examples::
+
+        >>> s = torch.zeros(1, 9, 2, 2); s[:, 4] = 2.0
+        >>> stencil_accumulate(s, torch.ones(1, 1, 2, 2), 1, base=torch.ones(1, 1, 2, 2)).flatten()
+        tensor([3., 3., 3., 3.])
+    """
+    if out is None:
+        out = torch.empty_like(x)
+    batch = x.shape[0]
+    per_image = (2 * x[:1].numel() * x.element_size()
+                 + stencil[:1].numel() * stencil.element_size())
+    chunk = batch if x.device.type != "cpu" else max(1, CACHE_BLOCK_BYTES // max(1, per_image))
+    for start in range(0, batch, chunk):  # cache blocks of images on a CPU, never pixels
+        stop = min(batch, start + chunk)
+        _accumulate(stencil[start:stop], x[start:stop], radius, out[start:stop],
+                    None if base is None else base[start:stop])
+    return out
+
+
+def _accumulate(stencil: Tensor, x: Tensor, radius: int, out: Tensor,
+                base: Optional[Tensor]) -> None:
+    height, width = x.shape[2:]
+    offsets = window_offsets(radius)
+    center = len(offsets) // 2
+    # the centre offset covers every pixel, so it initialises the output
+    if base is None:
+        torch.mul(x, stencil[:, center : center + 1], out=out)
+    else:
+        torch.addcmul(base, stencil[:, center : center + 1], x, out=out)
+    for k, (dy, dx) in enumerate(offsets):  # K offsets, never pixels
+        if k == center:
+            continue
+        (ty, tx), (sy, sx) = shifted_slices(dy, dx, height, width)
+        if ty.stop > ty.start and tx.stop > tx.start:
+            out[..., ty, tx].addcmul_(stencil[:, k : k + 1, ty, tx], x[..., sy, sx])
+
 
 class GraphOperator(ABC):
     """A batch of pixel graphs: ``apply`` (``W x``), ``matvec`` (``P x``) and the degrees.
@@ -44,6 +96,20 @@ class GraphOperator(ABC):
     def matvec(self, x: Tensor) -> Tensor:
         """``P x = D^-1 W x`` for ``x`` of shape (B, M, H, W)."""
         return self.apply(x) / self.degree
+
+    def step(
+        self, x: Tensor, reward: Tensor, gamma: float, out: Optional[Tensor] = None,
+        scratch: Optional[Tensor] = None,
+    ) -> Tensor:
+        """One value-iteration step ``reward + gamma P x``, written into ``out`` when given.
+
+        ``scratch`` (the shape of ``x``) may be used as workspace.
+        """
+        cached = getattr(self, "_degree_over_gamma", None)
+        if cached is None or cached[0] != gamma:
+            cached = (gamma, self.degree / gamma)
+            self._degree_over_gamma = cached
+        return torch.addcdiv(reward, self.apply(x, out=scratch), cached[1], out=out)
 
     @abstractmethod
     def to_dense(self) -> Tensor:
@@ -84,14 +150,14 @@ class StencilOperator(GraphOperator):
         True
     """
 
-    def __init__(self, weights: Tensor) -> None:
+    def __init__(self, weights: Tensor, validate: bool = True) -> None:
         check_image_batch("weights", weights)
         side = int(round(weights.shape[1] ** 0.5))
         if side * side != weights.shape[1] or side % 2 == 0:
             raise ValueError(
                 f"`weights` must have K = (2r+1)^2 entries on dim 1, got {weights.shape[1]}"
             )
-        if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+        if validate and (bool((weights < 0).any()) or not bool(torch.isfinite(weights).all())):
             raise ValueError("`weights` must be finite and non-negative")
         self.weights = weights
         self.radius = side // 2
@@ -107,20 +173,22 @@ class StencilOperator(GraphOperator):
     @classmethod
     def from_guide(cls, guide: Tensor, **graph_options) -> "StencilOperator":
         """Build from a guide image; ``graph_options`` go to ``stencil_affinity``."""
-        return cls(stencil_affinity(guide, **graph_options))
+        return cls(stencil_affinity(guide, **graph_options), validate=False)  # valid by construction
+
+    def step(
+        self, x: Tensor, reward: Tensor, gamma: float, out: Optional[Tensor] = None,
+        scratch: Optional[Tensor] = None,
+    ) -> Tensor:
+        """``reward + gamma P x`` in K fused multiply-adds, with ``gamma D^-1 W`` cached."""
+        cached = getattr(self, "_transition", None)
+        if cached is None or cached[0] != gamma:
+            cached = (gamma, self.weights * (gamma / self.degree))
+            self._transition = cached
+        return stencil_accumulate(cached[1], x, self.radius, out=out, base=reward)
 
     def apply(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
         self.check_values(x)
-        _, height, width = self.shape
-        center = len(self.offsets) // 2
-        # the centre offset covers every pixel, so it initialises the output
-        out = torch.mul(x, self.weights[:, center : center + 1], out=out)
-        for k, (dy, dx) in enumerate(self.offsets):  # K offsets, never pixels
-            if k == center:
-                continue
-            (ty, tx), (sy, sx) = shifted_slices(dy, dx, height, width)
-            out[..., ty, tx].addcmul_(self.weights[:, k : k + 1, ty, tx], x[..., sy, sx])
-        return out
+        return stencil_accumulate(self.weights, x, self.radius, out=out)
 
     def to_dense(self) -> Tensor:
         return CSROperator.from_stencil(self).to_dense()

@@ -6,10 +6,16 @@ channels (every channel of every image is its own right-hand side):
 - :func:`value_iteration`: ``V_{t+1} = R + gamma P V_t``, ``V_0 = R``; it stops when
   ``max|V_{t+1} - V_t| <= tol (1 - gamma) / gamma * max|R|``, which bounds the error of
   ``V_{t+1}`` by ``tol * max|R|``.
-- :func:`conjugate_gradient`: Jacobi-preconditioned CG on the symmetric positive-definite system
+- :func:`conjugate_gradient`: preconditioned CG (Jacobi, or the aggregation-multigrid V-cycle of
+  :mod:`~captum_ext.propagate.multigrid`) on the symmetric positive-definite system
   ``(D - gamma W) V = D R`` (same solution); it stops when the residual of ``(I - gamma P) V = R``
   is at most ``tol (1 - gamma) max|R|``, which bounds the error by ``tol * max|R|`` since
   ``||(I - gamma P)^-1||_inf <= 1 / (1 - gamma)``.
+
+Every image stops on its own (per-image stopping): an image that meets its rule is frozen while
+the others continue, so no result depends on the rest of the batch (batched equals
+one-at-a-time to float rounding). Images coupled by a user affinity form one system and stop
+together.
 
 Both report the same diagnostics (:class:`SolveInfo`) and the same guarantee in exact
 arithmetic: each image's ``max|V - V*| <= error_bound * max|R|``. In float32 with gamma near 1,
@@ -21,36 +27,43 @@ very small attributions (e.g. raw gradients) lose no float precision, and values
 ``1e-20`` (relative) are flushed to 0 so that the propagation front creates no denormal floats.
 """
 
-import warnings
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from captum_ext._utils import check_fraction, check_int_at_least, check_positive
-from captum_ext.propagate.operators import GraphOperator
+from captum_ext._checks import check_choice
+from captum_ext._utils import check_fraction, check_int_at_least, check_positive, warn_external
+from captum_ext.propagate.multigrid import MultigridPreconditioner, stencil_apply, system_stencil
+from captum_ext.propagate.operators import GraphOperator, StencilOperator
 
 SOLVERS = ("cg", "value_iteration")
+PRECONDITIONERS = ("multigrid", "jacobi")
 _FLUSH_BELOW = 1e-20
 _FLUSH_EVERY = 4  # iterations; values shrink by far less than 1e-12 in 4 steps in practice
+_CHECK_EVERY = 4  # value iteration tests its stopping rule every few steps (and at max_iter)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SolveInfo:
-    """Diagnostics of a solve.
+    """Diagnostics of a solve (per image: every image stops on its own, see the module notes).
 
     Attributes:
         solver (str): ``"cg"``, ``"value_iteration"`` or ``"identity"`` (``gamma = 0``).
-        iterations (int): iterations used (each one application of the operator).
+        iterations (int): iterations run on the batch (the most any image needed); each one
+            application of the operator.
         residual (Tensor): (B,) per image, ``max|R - (I - gamma P) V| / max|R|`` (for value
             iteration an upper bound, ``gamma max|V_{t+1} - V_t| / max|R|``).
         error_bound (Tensor): (B,) per image, a bound on ``max|V - V*| / max|R|``:
             ``residual / (1 - gamma)``. Guaranteed in exact arithmetic; in float32 with gamma
             near 1 the rounding of ``V`` alone (about ``eps max|V|``) leaves a residual that
             makes this bound pessimistic (e.g. 1e-3 where the true error is 1e-5).
-        converged (bool): the solver's stopping rule was met for every image before
-            ``max_iter`` (value iteration: the step rule; CG: its recursive residual).
+        converged (bool): the stopping rule was met by every image before ``max_iter``.
+        image_iterations (Tensor): (B,) int64, the iterations after which each image stopped.
+        image_converged (Tensor): (B,) bool, whether each image met the stopping rule.
+        preconditioner (str): CG's preconditioner (``"multigrid"`` or ``"jacobi"``); ``"none"``
+            for the other solvers.
     """
 
     solver: str
@@ -58,6 +71,9 @@ class SolveInfo:
     residual: Tensor
     error_bound: Tensor
     converged: bool
+    image_iterations: Tensor
+    image_converged: Tensor
+    preconditioner: str = "none"
 
 
 def _check_solver_args(gamma: float, tol: float, max_iter: int) -> None:
@@ -89,25 +105,37 @@ def _flush_(x: Tensor) -> Tensor:
 
 def _finish(
     solver: str, values: Tensor, scale: Tensor, iterations: int, residual: Tensor, gamma: float,
-    tol: float, max_iter: int, warn: bool, converged: bool,
+    tol: float, max_iter: int, warn: bool, image_iterations: Tensor, image_converged: Tensor,
+    preconditioner: str = "none",
 ) -> Tuple[Tensor, SolveInfo]:
     residual = residual.flatten()
     bound = residual / (1.0 - gamma)
+    converged = bool(image_converged.all())
     if warn and not converged:
-        warnings.warn(
-            f"{solver} stopped at max_iter={max_iter} before reaching tol={tol} "
-            f"(worst error bound {bound.max().item():.3g} of max|R|); raise `max_iter` or `tol`",
-            RuntimeWarning,
-            stacklevel=3,
+        failed = (~image_converged).nonzero().flatten().tolist()
+        reason = (
+            "the stopping rule `tol=0` cannot be met in floating point"
+            if tol == 0
+            else f"reaching tol={tol}"
         )
-    info = SolveInfo(solver, iterations, residual, bound, converged)
+        warn_external(
+            f"{solver} stopped at max_iter={max_iter} or at the float precision limit before "
+            f"{reason} for images {failed} (worst error bound {bound.max().item():.3g} of "
+            f"max|R|); raise `max_iter` or `tol`",
+            RuntimeWarning,
+        )
+    info = SolveInfo(solver, iterations, residual, bound, converged, image_iterations,
+                     image_converged, preconditioner)
     return values * scale, info
 
 
 def _identity(reward: Tensor) -> Tuple[Tensor, SolveInfo]:
     """``gamma = 0``: ``V* = R`` exactly."""
-    zeros = reward.new_zeros(reward.shape[0])
-    return reward.clone(), SolveInfo("identity", 0, zeros, zeros.clone(), True)
+    batch = reward.shape[0]
+    zeros = reward.new_zeros(batch)
+    counts = torch.zeros(batch, dtype=torch.long, device=reward.device)
+    done = torch.ones(batch, dtype=torch.bool, device=reward.device)
+    return reward.clone(), SolveInfo("identity", 0, zeros, zeros.clone(), True, counts, done)
 
 
 def value_iteration(
@@ -118,11 +146,14 @@ def value_iteration(
     max_iter: int = 1000,
     warn: bool = True,
 ) -> Tuple[Tensor, SolveInfo]:
-    r"""Value iteration ``V_{t+1} = R + gamma P V_t`` from ``V_0 = R``.
+    r"""Value iteration ``V_{t+1} = R + gamma P V_t`` from ``V_0 = R``, each image on its own.
 
-    Stops when ``max|V_{t+1} - V_t| <= tol (1 - gamma) / gamma * max|R|`` holds for every image
-    (so ``max|V - V*| <= tol max|R|``), or after ``max_iter`` steps (with a ``RuntimeWarning``
-    when ``warn``). With ``tol = 0`` it runs exactly ``max_iter`` steps and returns ``V_t``.
+    The rule ``max|V_{t+1} - V_t| <= tol (1 - gamma) / gamma * max|R|`` (so that
+    ``max|V - V*| <= tol max|R|``) is checked for each image every few steps and at
+    ``max_iter``; an image that meets it keeps that ``V``, whatever the rest of the batch does,
+    so batching never changes a result. After ``max_iter`` steps the remaining images return
+    their last ``V`` (with a ``RuntimeWarning`` when ``warn``). With ``tol = 0`` it runs exactly
+    ``max_iter`` steps and returns ``V_t``.
 
     Args:
         op (GraphOperator): the graph (B images of H x W).
@@ -145,25 +176,37 @@ def value_iteration(
     """
     _check_solver_args(gamma, tol, max_iter)
     op.check_values(reward, "reward")
-    R, scale = _normalise(reward, op)
     if gamma == 0:
         return _identity(reward)
+    R, scale = _normalise(reward, op)
     threshold = tol * (1.0 - gamma) / gamma
-    degree_over_gamma = op.degree / gamma
+    batch = R.shape[0]
+    active = torch.ones(batch, dtype=torch.bool, device=R.device)
+    image_iterations = torch.zeros(batch, dtype=torch.long, device=R.device)
+    steps = torch.full((batch,), float("inf"), dtype=R.dtype, device=R.device)
+    step_rhs = R
     values, new, scratch = R.clone(), torch.empty_like(R), torch.empty_like(R)
-    step = torch.full((R.shape[0], 1, 1, 1), float("inf"), dtype=R.dtype, device=R.device)
+    result = R.clone()
     iterations = 0
-    for iterations in range(1, max_iter + 1):
-        torch.addcdiv(R, op.apply(values, out=scratch), degree_over_gamma, out=new)
+    while iterations < max_iter and bool(active.any()):
+        iterations += 1
+        op.step(values, step_rhs, gamma, out=new, scratch=scratch)
         if iterations % _FLUSH_EVERY == 0:
             _flush_(new)
-        step = _per_image_max(torch.sub(new, values, out=scratch), op)
+        if iterations % _CHECK_EVERY == 0 or iterations == max_iter:
+            step = _per_image_max(torch.sub(new, values, out=scratch), op).flatten()
+            steps = torch.where(active, step, steps)
+            stopped = active & (step <= threshold) if threshold > 0 else active & (step == 0)
+            if iterations == max_iter:
+                stopped = active
+            if bool(stopped.any()):
+                result[stopped] = new[stopped]
+                image_iterations[stopped] = iterations
+                active = active & ~stopped
         values, new = new, values
-        if bool((step <= threshold).all()):
-            break
-    converged = bool((step <= threshold).all())
-    return _finish("value_iteration", values, scale, iterations, gamma * step, gamma, tol,
-                   max_iter, warn, converged)
+    image_converged = steps <= threshold
+    return _finish("value_iteration", result, scale, iterations, gamma * steps, gamma, tol,
+                   max_iter, warn, image_iterations, image_converged)
 
 
 def conjugate_gradient(
@@ -173,14 +216,19 @@ def conjugate_gradient(
     tol: float = 1e-4,
     max_iter: int = 1000,
     warn: bool = True,
+    preconditioner: str = "jacobi",
 ) -> Tuple[Tensor, SolveInfo]:
-    r"""Jacobi-preconditioned conjugate gradient on ``(D - gamma W) V = D R``.
+    r"""Preconditioned conjugate gradient on ``(D - gamma W) V = D R``, each image on its own.
 
     The system is symmetric positive definite when ``W`` is symmetric (always for window graphs)
     and ``gamma < 1``. Each channel of each image is solved as its own system (its own step
     sizes), all in one batched tensor loop. Starts from ``V_0 = R / (1 - gamma)`` (exact for a
-    constant reward) and stops when every image's residual of ``(I - gamma P) V = R`` is at most
-    ``tol (1 - gamma) max|R|``. The reported residual is recomputed from the returned ``V``.
+    constant reward). An image stops (is frozen: its step sizes become 0) as soon as its
+    residual of ``(I - gamma P) V = R`` is at most ``tol (1 - gamma) max|R|``, whatever the rest
+    of the batch does, so batching never changes a result beyond float rounding. An image whose
+    step size stops being finite and positive (the float precision limit, e.g. with
+    ``tol = 0``) is frozen too, at its last finite iterate. The reported residual is recomputed
+    from the returned ``V``.
 
     Args:
         op (GraphOperator): the graph; ``op.is_symmetric()`` must hold.
@@ -188,7 +236,7 @@ def conjugate_gradient(
         gamma (float): discount in [0, 1). Default 0.9.
         tol (float): error tolerance relative to each image's ``max|R|``. Default 1e-4.
         max_iter (int): cap on the number of iterations. Default 1000.
-        warn (bool): warn when ``max_iter`` is hit before ``tol``. Default True.
+        warn (bool): warn when an image stops before meeting ``tol``. Default True.
 
     Returns:
         ``(V, info)``: values (B, M, H, W) and a :class:`SolveInfo`.
@@ -207,9 +255,9 @@ def conjugate_gradient(
     op.check_values(reward, "reward")
     if not op.is_symmetric():
         raise ValueError("solver='cg' needs a symmetric affinity; use solver='value_iteration'")
-    R, scale = _normalise(reward, op)
     if gamma == 0:
         return _identity(reward)
+    R, scale = _normalise(reward, op)
     # The scaled system A' V = b', A' = D / gamma - W, b' = D R / gamma, has the solution of
     # (D - gamma W) V = D R; preconditioned with diag D / gamma, its preconditioned residual
     # z = (b' - A' V) / (D / gamma) is exactly the residual R - (I - gamma P) V.
@@ -217,8 +265,18 @@ def conjugate_gradient(
     dims = _reduce_dims(op)
     threshold = tol * (1.0 - gamma)
     scratch = torch.empty_like(R)
+    batch = R.shape[0]
 
-    def negated_system(v: Tensor) -> Tensor:  # -A' v = W v - (D / gamma) v, one fused pass
+    # a window graph: -A' as one stencil (the diagonal folded into the centre weight), K passes
+    negated_stencil: Optional[Tensor] = None
+    radius = 0
+    if isinstance(op, StencilOperator):
+        negated_stencil = system_stencil(op.weights, op.degree, gamma).neg_()
+        radius = op.radius
+
+    def negated_system(v: Tensor) -> Tensor:  # -A' v = W v - (D / gamma) v
+        if negated_stencil is not None:
+            return stencil_apply(negated_stencil, v, radius, out=scratch)
         return torch.addcmul(
             op.apply(v, out=scratch), degree_over_gamma, v, value=-1.0, out=scratch
         )
@@ -227,37 +285,62 @@ def conjugate_gradient(
         products = a.flatten(2).unsqueeze(-2) @ b.flatten(2).unsqueeze(-1)
         return products if len(dims) == 2 else products.sum(dim=0, keepdim=True)
 
-    def safe_div(num: Tensor, den: Tensor) -> Tensor:
-        return torch.where(den != 0, num / torch.where(den != 0, den, 1.0), 0.0)
+    def per_image(flags: Tensor) -> Tensor:  # (B or 1, M, 1, 1) -> (B,): any channel
+        flags = flags.flatten(1).any(dim=1)
+        return flags if len(dims) == 2 else flags.expand(batch)
+
+    check_choice("preconditioner", preconditioner, PRECONDITIONERS)
+    multigrid: Optional[MultigridPreconditioner] = None
+    if preconditioner == "multigrid" and isinstance(op, StencilOperator):
+        assert negated_stencil is not None
+        multigrid = MultigridPreconditioner(-negated_stencil, radius)
+    used = "multigrid" if multigrid is not None else "jacobi"
+
+    def precondition(r: Tensor, out: Tensor) -> Tensor:
+        if multigrid is None:
+            return torch.div(r, degree_over_gamma, out=out)
+        return out.copy_(multigrid(r))
+
+    def residual_max(r: Tensor, z: Tensor) -> Tensor:  # (B,) max|R - (I - gamma P) V|
+        scaled = z if multigrid is None else r / degree_over_gamma
+        return _per_image_max(scaled, op).flatten()
 
     values = R / (1.0 - gamma)
     residual = torch.addcmul(negated_system(values), degree_over_gamma, R)
-    z = residual / degree_over_gamma
+    z = precondition(residual, torch.empty_like(R))
     direction = z.clone()
     rz = dot(residual, z)
+    active = residual_max(residual, z) > threshold
+    image_iterations = torch.zeros(batch, dtype=torch.long, device=R.device)
     iterations = 0
-
-    def done() -> bool:
-        return bool((_per_image_max(z, op) <= threshold).all())
-
-    while iterations < max_iter and not done():
+    while iterations < max_iter and bool(active.any()):
         iterations += 1
+        image_iterations += active
         negated_image = negated_system(direction)
-        alpha = safe_div(rz, -dot(direction, negated_image))
+        curvature = -dot(direction, negated_image)
+        alpha = rz / torch.where(curvature > 0, curvature, torch.ones_like(curvature))
+        broken = ~torch.isfinite(alpha) | (curvature <= 0)
+        # frozen images (converged, or at the float precision limit) take zero steps
+        gate = (active & ~per_image(broken & (rz != 0))).view(-1, 1, 1, 1)
+        alpha = torch.where(gate & ~broken, alpha, 0.0)
         values.addcmul_(alpha, direction)
         residual.addcmul_(alpha, negated_image)
-        torch.div(residual, degree_over_gamma, out=z)
+        precondition(residual, out=z)
         rz_new = dot(residual, z)
-        beta = safe_div(rz_new, rz)
+        beta = torch.where(gate & (rz != 0), rz_new / torch.where(rz != 0, rz, 1.0), 0.0)
+        beta = torch.where(torch.isfinite(beta), beta, 0.0)
         rz = rz_new
         torch.addcmul(z, beta, direction, out=direction)
         if iterations % _FLUSH_EVERY == 0:
             _flush_(direction)
+        last_max = residual_max(residual, z)
+        active = gate.flatten() & (last_max > threshold)
     true_residual = _per_image_max(
         torch.addcmul(negated_system(values), degree_over_gamma, R) / degree_over_gamma, op
     )
+    image_converged = residual_max(residual, z) <= threshold
     return _finish("cg", values, scale, iterations, true_residual, gamma, tol, max_iter, warn,
-                   done())
+                   image_iterations, image_converged, used)
 
 
 def solve_mrp(
@@ -268,6 +351,7 @@ def solve_mrp(
     tol: float = 1e-4,
     max_iter: int = 1000,
     warn: bool = True,
+    preconditioner: str = "jacobi",
 ) -> Tuple[Tensor, SolveInfo]:
     """Solve ``V = R + gamma P V`` with ``solver`` (``"cg"`` or ``"value_iteration"``).
 
@@ -282,7 +366,7 @@ def solve_mrp(
         (0.0, 'value_iteration')
     """
     if solver == "cg":
-        return conjugate_gradient(op, reward, gamma, tol, max_iter, warn)
+        return conjugate_gradient(op, reward, gamma, tol, max_iter, warn, preconditioner)
     if solver == "value_iteration":
         return value_iteration(op, reward, gamma, tol, max_iter, warn)
     raise ValueError(f"`solver` must be one of {SOLVERS}, got {solver!r}")
