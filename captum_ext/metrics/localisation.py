@@ -1,9 +1,12 @@
 """Ground-truth localisation metrics: the stamp distance and its companions.
 
-Every function takes attributions in Captum's layout (a tensor (B, C, H, W), or a tuple of such
-tensors for multi-input models) and binary ground-truth masks of the same spatial layout
-((B, 1, H, W), (B, H, W) or (B, C, H, W); a tuple when the attributions are a tuple), and returns
-one value per image, a float64 tensor (B,), NaN where the metric is undefined for that image.
+Every function takes attributions in Captum's layout (a tensor (B, C, H, W) or (B, H, W), or a
+tuple of such tensors for multi-input models) and binary ground-truth masks of the same spatial
+layout ((B, 1, H, W) or (B, H, W); a tuple when the attributions are a tuple), and returns one
+value per image, a float64 tensor (B,), NaN where the metric is undefined for that image. A 3-D
+tensor is always a batch of 2-D maps, never one (C, H, W) image (``_checks.as_map_batch`` /
+``as_mask_batch``). An image whose map holds a NaN or an inf gets NaN (``_checks.nonfinite_rows``),
+never a number computed from it.
 Channels are summed (after ``abs`` where asked); a tuple's tensors are concatenated per image.
 Everything is batched tensor code: no Python loop over images or pixels.
 """
@@ -13,6 +16,9 @@ from typing import Tuple, Union
 
 import torch
 from torch import Tensor
+
+from captum_ext._checks import as_map_batch, as_mask_batch
+from captum_ext.metrics._common import nonfinite_images
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
 
@@ -27,26 +33,37 @@ __all__ = [
 ]
 
 
-def _check_mask(mask: Tensor, attr: Tensor, index: int) -> Tensor:
-    name = "masks" if index < 0 else f"masks[{index}]"
-    if not isinstance(mask, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(mask).__name__}")
-    if mask.dtype.is_complex:
-        raise TypeError(f"`{name}` must be a real or bool tensor, got {mask.dtype}")
-    if mask.dim() == attr.dim() - 1:
-        mask = mask.unsqueeze(1)
-    if mask.dim() != attr.dim() or mask.shape[0] != attr.shape[0] or mask.shape[2:] != attr.shape[2:]:
+def _flatten(
+    attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Maps (B, N) float64 (NaN rows zeroed), masks (B, N) bool, and the NaN rows (B,) bool."""
+    attrs = attributions if isinstance(attributions, tuple) else (attributions,)
+    mask_tuple = masks if isinstance(masks, tuple) else (masks,)
+    if isinstance(attributions, tuple) != isinstance(masks, tuple) or len(attrs) != len(mask_tuple):
         raise ValueError(
-            f"`{name}` of shape {tuple(mask.shape)} does not match attributions of shape "
-            f"{tuple(attr.shape)}: expected (B, 1, H, W), (B, H, W) or (B, C, H, W)"
+            "`masks` must have the structure of `attributions` (a tensor, or a tuple of equal length)"
         )
-    if mask.shape[1] not in (1, attr.shape[1]):
-        raise ValueError(f"`{name}` must have 1 or {attr.shape[1]} channels, got {mask.shape[1]}")
-    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError(f"`{name}` must be binary (0/1 or bool)")
-    mask = mask.bool()
-    # a pixel is in the ground truth if any of its channels is
-    return mask.any(dim=1)
+    if not attrs:
+        raise ValueError("`attributions` must hold at least one tensor")
+    flat_a, flat_m, bad = [], [], []
+    for i, (a, m) in enumerate(zip(attrs, mask_tuple)):
+        a_name = f"attributions[{i}]" if isinstance(attributions, tuple) else "attributions"
+        m_name = f"masks[{i}]" if isinstance(attributions, tuple) else "masks"
+        a = as_map_batch(a_name, a)
+        if not (a.is_floating_point() or a.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"`{a_name}` must be a real-valued tensor, got {a.dtype}")
+        if a.shape[0] != as_map_batch("attributions", attrs[0]).shape[0]:
+            raise ValueError("all attribution tensors must have the same batch size")
+        m = as_mask_batch(m_name, m, a)
+        a = a.detach().to(torch.float64)
+        bad.append(nonfinite_images(a))
+        a = a.abs() if abs else a
+        flat_a.append(a.sum(dim=1).flatten(1))
+        flat_m.append(m.flatten(1).to(a.device))
+    nonfinite = torch.stack(bad).any(dim=0)
+    values = torch.cat(flat_a, dim=1)
+    values = values.masked_fill(nonfinite[:, None], 0.0)
+    return values, torch.cat(flat_m, dim=1), nonfinite
 
 
 def flatten_maps(
@@ -54,9 +71,13 @@ def flatten_maps(
 ) -> Tuple[Tensor, Tensor]:
     """Reduce attributions to one float64 value per pixel and masks to one bool per pixel.
 
+    The shape policy of every metric: maps ``(B, C, H, W)`` or ``(B, H, W)`` (a 3-D tensor is
+    never one ``(C, H, W)`` image), masks ``(B, 1, H, W)`` or ``(B, H, W)``, binary. Values are
+    returned as they are (a NaN stays NaN).
+
     Args:
-        attributions (Tensor or tuple of Tensor): (B, C, H, W) maps (any trailing spatial dims).
-        masks (Tensor or tuple of Tensor): binary ground truth of matching layout.
+        attributions (Tensor or tuple of Tensor): (B, C, H, W) or (B, H, W) maps.
+        masks (Tensor or tuple of Tensor): binary ground truth (B, 1, H, W) or (B, H, W).
         abs (bool): take ``abs`` of each entry before summing channels. Default False.
 
     Returns:
@@ -67,26 +88,13 @@ def flatten_maps(
         >>> a, m = flatten_maps(torch.ones(2, 3, 4, 4), torch.zeros(2, 1, 4, 4))
         >>> a.shape, m.shape, a[0, 0].item()
         (torch.Size([2, 16]), torch.Size([2, 16]), 3.0)
+        >>> flatten_maps(torch.ones(2, 4, 5), torch.zeros(2, 4, 5))[0].shape
+        torch.Size([2, 20])
     """
-    attrs = attributions if isinstance(attributions, tuple) else (attributions,)
-    mask_tuple = masks if isinstance(masks, tuple) else (masks,)
-    if isinstance(attributions, tuple) != isinstance(masks, tuple) or len(attrs) != len(mask_tuple):
-        raise ValueError("`masks` must have the structure of `attributions` (a tensor, or a tuple of equal length)")
-    flat_a, flat_m = [], []
-    for i, (a, m) in enumerate(zip(attrs, mask_tuple)):
-        index = i if isinstance(attributions, tuple) else -1
-        if not isinstance(a, Tensor) or not (a.is_floating_point() or a.dtype in (torch.int32, torch.int64)):
-            raise TypeError(f"`attributions` must be real-valued tensors, got {getattr(a, 'dtype', type(a).__name__)}")
-        if a.dim() < 3:
-            raise ValueError(f"`attributions` must be (B, C, H, W), got shape {tuple(a.shape)}")
-        if a.shape[0] != attrs[0].shape[0]:
-            raise ValueError("all attribution tensors must have the same batch size")
-        m = _check_mask(m, a, index)
-        a = a.detach().to(torch.float64)
-        a = a.abs() if abs else a
-        flat_a.append(a.sum(dim=1).flatten(1))
-        flat_m.append(m.flatten(1).to(a.device))
-    return torch.cat(flat_a, dim=1), torch.cat(flat_m, dim=1)
+    values, flat_masks, nonfinite = _flatten(attributions, masks, abs)
+    if bool(nonfinite.any()):
+        values = values.masked_fill(nonfinite[:, None], math.nan)
+    return values, flat_masks
 
 
 def _is_constant(values: Tensor) -> Tensor:
@@ -107,12 +115,14 @@ def stamp_distance(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool 
     A reconstruction of Jung and Kwon (IEEE Access 2020), of which only the abstract was read.
 
     Args:
-        attributions (Tensor or tuple of Tensor): maps (B, C, H, W); channels are summed.
+        attributions (Tensor or tuple of Tensor): maps (B, C, H, W) or (B, H, W); channels are
+            summed.
         masks (Tensor or tuple of Tensor): stamp footprints, binary.
         abs (bool): take ``abs`` of the attributions before summing channels. Default False.
 
     Returns:
-        Tensor: (B,) float64; NaN for a constant map or an empty or full mask.
+        Tensor: (B,) float64; NaN for a map with a NaN or inf, a constant map, or an empty or
+        full mask.
 
     Examples::
 
@@ -120,12 +130,12 @@ def stamp_distance(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool 
         >>> round(stamp_distance(mask * 5 + 1, mask).item(), 6), stamp_distance(-mask, mask).item()
         (0.0, 4.0)
     """
-    a, m = flatten_maps(attributions, masks, abs=abs)
+    a, m, nonfinite = _flatten(attributions, masks, abs)
     m = m.to(torch.float64)
     za = (a - a.mean(dim=1, keepdim=True)) / a.std(dim=1, correction=0, keepdim=True)
     zm = (m - m.mean(dim=1, keepdim=True)) / m.std(dim=1, correction=0, keepdim=True)
     distance = (za - zm).pow(2).mean(dim=1)
-    undefined = _is_constant(a) | _degenerate_mask(m.bool())
+    undefined = _is_constant(a) | _degenerate_mask(m.bool()) | nonfinite
     return distance.masked_fill(undefined, math.nan)
 
 
@@ -136,12 +146,13 @@ def pointing_game(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool =
     constant map never hits (unless the mask is full, which is undefined).
 
     Args:
-        attributions (Tensor or tuple of Tensor): maps (B, C, H, W); channels are summed.
-        masks (Tensor or tuple of Tensor): binary ground truth.
+        attributions (Tensor or tuple of Tensor): maps (B, C, H, W) or (B, H, W); channels are
+            summed.
+        masks (Tensor or tuple of Tensor): binary ground truth (B, 1, H, W) or (B, H, W).
         abs (bool): take ``abs`` before summing channels. Default False.
 
     Returns:
-        Tensor: (B,) float64 of 0/1; NaN for an empty or full mask.
+        Tensor: (B,) float64 of 0/1; NaN for a map with a NaN or inf or an empty or full mask.
 
     Examples::
 
@@ -149,23 +160,24 @@ def pointing_game(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool =
         >>> pointing_game(mask, mask).item(), pointing_game(torch.ones(1, 1, 4, 4), mask).item()
         (1.0, 0.0)
     """
-    a, m = flatten_maps(attributions, masks, abs=abs)
+    a, m, nonfinite = _flatten(attributions, masks, abs)
     at_max = a == a.amax(dim=1, keepdim=True)
     hit = (at_max & ~m).sum(dim=1) == 0
-    return hit.to(torch.float64).masked_fill(_degenerate_mask(m), math.nan)
+    return hit.to(torch.float64).masked_fill(_degenerate_mask(m) | nonfinite, math.nan)
 
 
 def relevance_mass_accuracy(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool = False) -> Tensor:
     """Relevance mass accuracy: positive attribution inside the mask over all positive attribution.
 
     Args:
-        attributions (Tensor or tuple of Tensor): maps (B, C, H, W); channels are summed.
-        masks (Tensor or tuple of Tensor): binary ground truth.
+        attributions (Tensor or tuple of Tensor): maps (B, C, H, W) or (B, H, W); channels are
+            summed.
+        masks (Tensor or tuple of Tensor): binary ground truth (B, 1, H, W) or (B, H, W).
         abs (bool): use ``|a|`` (summed over channels) instead of the positive part. Default False.
 
     Returns:
-        Tensor: (B,) float64 in [0, 1]; NaN where there is no positive attribution or the mask is
-        empty or full.
+        Tensor: (B,) float64 in [0, 1]; NaN for a map with a NaN or inf, where there is no
+        positive attribution, or where the mask is empty or full.
 
     Examples::
 
@@ -173,12 +185,12 @@ def relevance_mass_accuracy(attributions: TensorOrTuple, masks: TensorOrTuple, a
         >>> relevance_mass_accuracy(torch.ones(1, 1, 2, 2), mask).item()
         0.25
     """
-    a, m = flatten_maps(attributions, masks, abs=abs)
+    a, m, nonfinite = _flatten(attributions, masks, abs)
     positive = a.clamp_min(0)
     total = positive.sum(dim=1)
     inside = (positive * m).sum(dim=1)
     result = inside / total
-    return result.masked_fill((total == 0) | _degenerate_mask(m), math.nan)
+    return result.masked_fill((total == 0) | _degenerate_mask(m) | nonfinite, math.nan)
 
 
 def relevance_rank_accuracy(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool = False) -> Tensor:
@@ -188,12 +200,14 @@ def relevance_rank_accuracy(attributions: TensorOrTuple, masks: TensorOrTuple, a
     constant map scores exactly the mask's area fraction.
 
     Args:
-        attributions (Tensor or tuple of Tensor): maps (B, C, H, W); channels are summed.
-        masks (Tensor or tuple of Tensor): binary ground truth.
+        attributions (Tensor or tuple of Tensor): maps (B, C, H, W) or (B, H, W); channels are
+            summed.
+        masks (Tensor or tuple of Tensor): binary ground truth (B, 1, H, W) or (B, H, W).
         abs (bool): take ``abs`` before summing channels. Default False.
 
     Returns:
-        Tensor: (B,) float64 in [0, 1]; NaN for an empty or full mask.
+        Tensor: (B,) float64 in [0, 1]; NaN for a map with a NaN or inf or an empty or full
+        mask.
 
     Examples::
 
@@ -201,9 +215,9 @@ def relevance_rank_accuracy(attributions: TensorOrTuple, masks: TensorOrTuple, a
         >>> relevance_rank_accuracy(mask, mask).item(), relevance_rank_accuracy(torch.ones(1, 1, 2, 2), mask).item()
         (1.0, 0.5)
     """
-    a, m = flatten_maps(attributions, masks, abs=abs)
+    a, m, nonfinite = _flatten(attributions, masks, abs)
     k = m.sum(dim=1)
-    degenerate = _degenerate_mask(m)
+    degenerate = _degenerate_mask(m) | nonfinite
     ordered = a.sort(dim=1, descending=True).values
     kth = ordered.gather(1, (k.clamp(1, a.shape[1]) - 1)[:, None])  # (B, 1)
     above = a > kth
@@ -219,12 +233,14 @@ def roc_auc(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool = False
     """ROC AUC of the map as a score for mask membership (Mann-Whitney, ties count one half).
 
     Args:
-        attributions (Tensor or tuple of Tensor): maps (B, C, H, W); channels are summed.
-        masks (Tensor or tuple of Tensor): binary ground truth.
+        attributions (Tensor or tuple of Tensor): maps (B, C, H, W) or (B, H, W); channels are
+            summed.
+        masks (Tensor or tuple of Tensor): binary ground truth (B, 1, H, W) or (B, H, W).
         abs (bool): take ``abs`` before summing channels. Default False.
 
     Returns:
-        Tensor: (B,) float64 in [0, 1]; 0.5 for a constant map; NaN for an empty or full mask.
+        Tensor: (B,) float64 in [0, 1]; 0.5 for a constant map; NaN for a map with a NaN or
+        inf or an empty or full mask.
 
     Examples::
 
@@ -232,7 +248,7 @@ def roc_auc(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool = False
         >>> roc_auc(mask, mask).item(), roc_auc(-mask, mask).item(), roc_auc(torch.zeros(1, 1, 2, 2), mask).item()
         (1.0, 0.0, 0.5)
     """
-    a, m = flatten_maps(attributions, masks, abs=abs)
+    a, m, nonfinite = _flatten(attributions, masks, abs)
     ordered = a.sort(dim=1).values.contiguous()
     below = torch.searchsorted(ordered, a.contiguous(), right=False)
     upto = torch.searchsorted(ordered, a.contiguous(), right=True)
@@ -241,7 +257,7 @@ def roc_auc(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool = False
     n_neg = m.shape[1] - n_pos
     rank_sum = (rank * m).sum(dim=1)
     auc = (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-    return auc.masked_fill(_degenerate_mask(m), math.nan)
+    return auc.masked_fill(_degenerate_mask(m) | nonfinite, math.nan)
 
 
 def mean_and_interval(values: Tensor, confidence: float = 0.95) -> Tuple[float, float, int]:

@@ -29,7 +29,9 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_ext._utils import check_int_at_least, check_positive
-from captum_ext.metrics.perturbation import FillerLike, _apply_filler, _pixel_scores, pixel_ranks, resolve_filler
+from captum_ext.inpaint import apply_inpainter
+from captum_ext.inpaint.registry import resolve_inpainter
+from captum_ext.metrics.perturbation import FillerLike, _pixel_scores, pixel_ranks
 from captum_ext.metrics.sanity import _as_builder, _explain_all, _method_name
 
 #: The ROAR paper's fractions of removed pixels.
@@ -151,7 +153,7 @@ def _resolve(methods: Any) -> Dict[str, Union[str, Callable]]:
 
 def _fill_chunked(fill: Callable, images: Tensor, holes: Tensor, batch_size: int) -> Tensor:
     return torch.cat([
-        _apply_filler(fill, images[i:i + batch_size], holes[i:i + batch_size])
+        apply_inpainter(fill, images[i:i + batch_size], holes[i:i + batch_size])
         for i in range(0, images.shape[0], batch_size)
     ])
 
@@ -242,7 +244,7 @@ def roar(
     test = make_stamped_batch(n_test, image_size, stamp_size, num_glyphs, TEST_SEED_OFFSET + seed)
     x_train, y_train = train.images.to(device), train.labels.to(device)
     x_test, y_test = test.images.to(device), test.labels.to(device)
-    fill = resolve_filler(x_train.mean(dim=(0, 2, 3)).view(-1, 1, 1) if filler is None else filler)
+    fill = resolve_inpainter(x_train.mean(dim=(0, 2, 3)).view(-1, 1, 1) if filler is None else filler)
 
     clean = fresh_trained(x_train, y_train)
     clean_accuracy = accuracy(clean, x_test, y_test)
@@ -263,7 +265,7 @@ def roar(
     results: Dict[str, Tensor] = {}
     for name in specs:  # a handful of methods, each a few retrainings
         maps = maps_for(name)
-        ranks = {split: pixel_ranks(_pixel_scores(maps[split], x, abs, reduce), tie_seed=seed)
+        ranks = {split: pixel_ranks(_pixel_scores(maps[split], x, abs, reduce)[0], tie_seed=seed)
                  for split, x in {"train": x_train, "test": x_test}.items()}
         values = [clean_accuracy]
         for f in fraction_list:

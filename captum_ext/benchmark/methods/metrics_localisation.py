@@ -10,7 +10,8 @@ def _localisation(fn, context: MetricContext):
     return fn(context.attributions, context.masks, abs=bool(context.options.get("abs", True)))
 
 
-register_metric(MetricSpec("stamp_distance", partial(_localisation, localisation.stamp_distance), lower_is_better=True, interval=True))
+register_metric(MetricSpec("stamp_distance", partial(_localisation, localisation.stamp_distance),
+                           lower_is_better=True, interval=True))
 register_metric(MetricSpec("pointing_game", partial(_localisation, localisation.pointing_game)))
 register_metric(MetricSpec("relevance_mass", partial(_localisation, localisation.relevance_mass_accuracy)))
 register_metric(MetricSpec("relevance_rank", partial(_localisation, localisation.relevance_rank_accuracy)))
