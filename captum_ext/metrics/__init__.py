@@ -33,6 +33,7 @@ from captum_ext.metrics.perturbation import (  # noqa: E402
     pixel_ranks,
     resolve_filler,
 )
+from captum_ext.metrics.road import ROAD_PERCENTAGES, RoadResult, road, road_combined  # noqa: E402
 from captum_ext.metrics.roar import RoarResult, roar  # noqa: E402
 from captum_ext.metrics.sanity import (  # noqa: E402
     SanityResult,
@@ -49,6 +50,8 @@ from captum_ext.metrics.sanity import (  # noqa: E402
 __all__ += [
     "ConstantFill",
     "PerturbationCurve",
+    "ROAD_PERCENTAGES",
+    "RoadResult",
     "RoarResult",
     "SanityResult",
     "cascading_randomisation",
@@ -64,6 +67,8 @@ __all__ += [
     "pixel_ranks",
     "randomisation_layers",
     "resolve_filler",
+    "road",
+    "road_combined",
     "roar",
     "spearman",
     "ssim",

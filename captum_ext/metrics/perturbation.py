@@ -141,15 +141,19 @@ def resolve_filler(filler: InpainterLike) -> Filler:
     return resolve_inpainter(filler, name="filler")
 
 
-def _row_fill(inpainter: Filler) -> RowFill:
-    """The fill of perturbed rows: ROAD's noisy inpainter gets per-(image, step) seeds."""
+def _row_fill(inpainter: Filler, image_indices: Optional[Sequence[int]] = None) -> RowFill:
+    """The fill of perturbed rows: ROAD's noisy inpainter gets per-(image, step) seeds.
+
+    The key of row (image ``b``, step ``s``) is ``(image_indices[b], s)``, or ``(b, s)``
+    without ``image_indices``.
+    """
     from captum_ext.inpaint.linear import NoisyLinearInpainter
 
     if isinstance(inpainter, NoisyLinearInpainter):
 
         def noisy(images: Tensor, holes: Tensor, image: Tensor, step: Tensor) -> Tensor:
-            keys = list(zip(image.tolist(), step.tolist()))
-            return inpainter(images, holes, image_indices=keys)
+            ids = image.tolist() if image_indices is None else [int(image_indices[i]) for i in image.tolist()]
+            return inpainter(images, holes, image_indices=list(zip(ids, step.tolist())))
 
         return noisy
     return lambda images, holes, image, step: apply_inpainter(inpainter, images, holes)
@@ -205,16 +209,20 @@ def pixel_ranks(scores: Tensor, descending: bool = True, tie_seed: int = 0) -> T
     return ranks
 
 
-def _model_scores(forward_func: Callable, images: Tensor, target: Tensor, softmax: bool, args: Tuple) -> Tensor:
+def _model_scores(
+    forward_func: Callable, images: Tensor, target: Tensor, softmax: bool, args: Tuple
+) -> Tuple[Tensor, Tensor]:
+    """The target's score per row (float64) and whether the target is the arg-max (bool)."""
     output = forward_func(images, *args)
     if not isinstance(output, Tensor) or output.dim() != 2 or output.shape[0] != images.shape[0]:
         got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
         raise ValueError(f"`forward_func` must return (batch, classes) scores, got {got}")
     check_class_index(target, output.shape[1])
     output = output.detach().to(torch.float64)
+    hits = output.argmax(dim=1) == target
     if softmax:
         output = output.softmax(dim=1)
-    return output.gather(1, target[:, None]).squeeze(1)
+    return output.gather(1, target[:, None]).squeeze(1), hits
 
 
 def _args(args: Any, index: Tensor, batch: int) -> Tuple[Any, ...]:
@@ -258,19 +266,27 @@ def _perturbed_scores(
     softmax: bool,
     max_rows: int,
     args: Any,
-) -> Tensor:
-    """Scores (B, S): image ``b`` with its first ``counts[s]`` ranked pixels removed (or inserted)."""
+    with_hits: bool = False,
+) -> Any:
+    """Scores (B, S): image ``b`` with its first ``counts[s]`` ranked pixels removed (or inserted).
+
+    With ``with_hits`` also (B, S) bool: whether the target is still the arg-max.
+    """
     batch, _, height, width = inputs.shape
     steps = counts.numel()
     pair_image = torch.arange(batch, device=inputs.device).repeat_interleave(steps)
     pair_step = torch.arange(steps, device=inputs.device).repeat(batch)
     scores = torch.empty(batch * steps, dtype=torch.float64, device=inputs.device)
+    hits = torch.empty(batch * steps, dtype=torch.bool, device=inputs.device)
     for lo in range(0, batch * steps, max_rows):
         b, s = pair_image[lo:lo + max_rows], pair_step[lo:lo + max_rows]
         first_k = ranks[b] < counts[s][:, None]  # (n, N): the first counts[s] pixels of the order
         holes = (~first_k if insert else first_k).view(-1, 1, height, width)
         images = fill(inputs[b], holes, b, s)
-        scores[lo:lo + b.numel()] = _model_scores(forward_func, images, target[b], softmax, _args(args, b, batch))
+        rows = slice(lo, lo + b.numel())
+        scores[rows], hits[rows] = _model_scores(forward_func, images, target[b], softmax, _args(args, b, batch))
+    if with_hits:
+        return scores.view(batch, steps), hits.view(batch, steps)
     return scores.view(batch, steps)
 
 
