@@ -134,3 +134,18 @@ def test_removing_the_stamp_hurts_far_more_than_removing_random_pixels():
     assert clean > 0.9
     assert truth < result.chance + 0.15
     assert rand - truth > 0.3
+
+
+def test_roar_imports_no_private_helper_of_other_metrics_and_no_stamp_data():
+    import ast
+    import inspect
+
+    import captum_ext.metrics.roar as module
+
+    tree = ast.parse(inspect.getsource(module))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in ("captum_ext.metrics.sanity",
+                                                                "captum_ext.metrics.perturbation"):
+            assert not any(alias.name.startswith("_") for alias in node.names), node.module
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("captum_ext.data"):
+            raise AssertionError("metrics.roar must not depend on the stamp data set")

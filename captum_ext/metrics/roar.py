@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_ext._checks import as_mask_batch, check_image_batch, check_int_at_least, check_positive
+from captum_ext._checks import (
+    as_map_batch,
+    as_mask_batch,
+    check_choice,
+    check_image_batch,
+    check_int_at_least,
+    check_positive,
+)
 from captum_ext._utils import deprecated_kwarg, derive_seed, preserved_model_state, warn_external
 from captum_ext.inpaint import apply_inpainter
 from captum_ext.inpaint.registry import resolve_inpainter
@@ -182,9 +189,13 @@ def _fill_chunked(fill: Callable, images: Tensor, holes: Tensor, batch_size: int
 
 
 def _pixel_order(maps: Tensor, abs: bool, reduce: str, seed: int) -> Tensor:
-    from captum_ext.metrics.perturbation import _pixel_scores
-
-    return pixel_ranks(_pixel_scores(maps, maps if maps.dim() == 4 else maps[:, None], abs, reduce)[0], tie_seed=seed)
+    """Removal rank of every pixel (B, H * W); a map with a NaN or an inf ranks as all zeros."""
+    check_choice("reduce", reduce, ("sum", "max", "mean"))
+    a = as_map_batch("maps", maps).detach().to(torch.float64)
+    a = torch.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    a = a.abs() if abs else a
+    reduced = {"sum": a.sum(1), "max": a.amax(1), "mean": a.mean(1)}[reduce]
+    return pixel_ranks(reduced.flatten(1), tie_seed=seed)
 
 
 @log_usage()
@@ -261,8 +272,8 @@ def roar(
         )
         from captum_ext.benchmark.roar import stamp_roar
 
-        extra: Dict[str, Any] = dict(inpainter=inpainter, epochs=epochs, batch_size=batch_size, lr=lr, abs=abs, reduce=reduce,
-                     seed=seed, progress=progress)
+        extra: Dict[str, Any] = dict(inpainter=inpainter, epochs=epochs, batch_size=batch_size, lr=lr, abs=abs,
+                                     reduce=reduce, seed=seed, progress=progress)
         if model_factory is not None:
             extra["model_factory"] = model_factory
         return stamp_roar(methods, **{**extra, **kwargs})
