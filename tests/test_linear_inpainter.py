@@ -138,3 +138,33 @@ def test_cuda_equals_the_direct_solve():
     for b in range(2):
         expected = _scipy_imputation(images[b].double().numpy(), holes[b, 0].numpy())
         np.testing.assert_allclose(out[b].cpu().double().numpy(), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("preconditioner", ["multigrid", "jacobi"])
+def test_both_preconditioners_give_the_direct_solution(preconditioner):
+    images = torch.rand(2, 2, 19, 23, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    holes = _holes(2, 19, 23, seed=13)
+    out = solve_linear_imputation(images, holes, tol=1e-12, preconditioner=preconditioner)
+    for b in range(2):
+        expected = _scipy_imputation(images[b].numpy(), holes[b, 0].numpy())
+        np.testing.assert_allclose(out[b].numpy(), expected, atol=1e-9, rtol=0)
+
+
+def test_the_multigrid_preconditioner_needs_few_iterations_on_a_large_hole(monkeypatch):
+    import captum_ext.inpaint.linear as linear
+
+    calls = {"n": 0}
+    original = linear._Multigrid.__call__
+
+    def counting(self, r):
+        calls["n"] += 1
+        return original(self, r)
+
+    monkeypatch.setattr(linear._Multigrid, "__call__", counting)
+    images = torch.rand(1, 1, 96, 96, generator=torch.Generator().manual_seed(14))
+    holes = torch.zeros(1, 1, 96, 96, dtype=torch.bool)
+    holes[..., 12:84, 12:84] = True
+    solve_linear_imputation(images, holes, tol=1e-7)
+    assert calls["n"] < 40  # Jacobi-preconditioned CG needs hundreds on this hole
+    with pytest.raises(ValueError, match="preconditioner"):
+        solve_linear_imputation(images, holes, preconditioner="ilu")
