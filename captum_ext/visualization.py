@@ -1,4 +1,8 @@
-"""Tensor-friendly visualisation: a batch of images and attribution maps in, a figure grid out.
+"""Tensor-friendly visualization: a batch of images and attribution maps in, a figure grid out.
+
+All plotting of the package lives here (pyplot is imported inside the functions; the
+matplotlib backend is never switched: a path given to a plotting function saves the figure
+with ``savefig`` and closes it).
 
 Captum's ``visualize_image_attr`` takes one HWC numpy image at a time. :func:`visualize_attr_grid`
 takes tensors in Captum's layout (B, C, H, W), one map per method, and draws one row per image:
@@ -6,10 +10,12 @@ the image, then each method's map, with one colour map per sign convention so th
 at different times read the same way.
 """
 
-from typing import Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+
+from captum_ext.metrics.similarity import MEASURES
 
 #: Colour maps: signed maps use a diverging map centred on 0, absolute and positive maps a
 #: sequential one, negative maps a reversed sequential one.
@@ -32,7 +38,8 @@ def reduce_attr(attributions: Tensor, sign: str = "absolute_value") -> Tensor:
     if sign not in SIGN_CMAPS:
         raise ValueError(f"`sign` must be one of {sorted(SIGN_CMAPS)}, got {sign!r}")
     if not isinstance(attributions, Tensor) or attributions.dim() != 4:
-        raise ValueError(f"`attributions` must be a (B, C, H, W) tensor, got {getattr(attributions, 'shape', type(attributions))}")
+        got = getattr(attributions, "shape", type(attributions))
+        raise ValueError(f"`attributions` must be a (B, C, H, W) tensor, got {got}")
     a = attributions.detach().float().cpu()
     if sign == "absolute_value":
         return a.abs().sum(1)
@@ -80,7 +87,6 @@ def visualize_attr_grid(
 
     Examples::
 
-        >>> import matplotlib; matplotlib.use("Agg")
         >>> fig, axes = visualize_attr_grid(torch.rand(2, 3, 8, 8), {"a": torch.randn(2, 3, 8, 8)})
         >>> axes.shape
         (2, 2)
@@ -89,12 +95,15 @@ def visualize_attr_grid(
 
     maps_by_name = attributions if isinstance(attributions, dict) else {"attribution": attributions}
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"`images` must be (B, 3, H, W) or (B, 1, H, W), got {getattr(images, 'shape', type(images))}")
+        got = getattr(images, "shape", type(images))
+        raise ValueError(f"`images` must be (B, 3, H, W) or (B, 1, H, W), got {got}")
     reduced = {}
     for name, attr in maps_by_name.items():
         r = reduce_attr(attr, sign)
         if r.shape[0] != images.shape[0] or r.shape[1:] != images.shape[2:]:
-            raise ValueError(f"attributions {name!r} of shape {tuple(attr.shape)} do not match images {tuple(images.shape)}")
+            raise ValueError(
+                f"attributions {name!r} of shape {tuple(attr.shape)} do not match images {tuple(images.shape)}"
+            )
         reduced[name] = r
     scales = {name: _scale(r, outlier_perc) for name, r in reduced.items()}
     if shared_scale:
@@ -126,3 +135,95 @@ def visualize_attr_grid(
     axes[0, 0].set_title("image", fontsize=8)
     fig.tight_layout()
     return fig, axes
+
+
+def _finish(fig: Any, path: Optional[str]) -> Any:
+    """Save the figure to ``path`` (and close it) when a path is given; return it."""
+    if path is not None:
+        import matplotlib.pyplot as plt
+
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+def plot_sanity_curves(result: Any, path: Optional[str] = None, measures: Sequence[str] = MEASURES) -> Any:
+    """Similarity against randomization stage, one panel per measure, one line (mean ± std) per method.
+
+    Args:
+        result (SanityResult): what :func:`captum_ext.metrics.cascading_randomization` returned.
+        path (str, optional): save the figure there (and close it).
+        measures (sequence of str): the panels. Default: all four.
+
+    Returns:
+        matplotlib.figure.Figure
+
+    Examples::
+
+        >>> from captum_ext.metrics.sanity import SanityResult
+        >>> values = {m: torch.rand(3, 2) for m in MEASURES}
+        >>> fig = plot_sanity_curves(SanityResult(["original", "fc", "conv"], {"Saliency": values}))
+        >>> [ax.get_title() for ax in fig.axes][:2]
+        ['spearman_abs (cascading)', 'spearman (cascading)']
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.0 * len(measures), 3.6), squeeze=False)
+    x = list(range(len(result.stages)))
+    for ax, measure in zip(axes[0], measures):
+        for method, values in result.similarities.items():
+            data = values[measure]
+            mean = data.nanmean(dim=1)
+            finite = torch.isfinite(data)
+            centred = torch.where(finite, data - mean[:, None], torch.zeros_like(data))
+            std = (centred.pow(2).sum(1) / finite.sum(1).clamp_min(1)).sqrt()
+            ax.plot(x, mean.numpy(), marker="o", markersize=3, label=method)
+            ax.fill_between(x, (mean - std).numpy(), (mean + std).numpy(), alpha=0.15)
+        ax.set_title(f"{measure} ({result.mode})")
+        ax.set_xticks(x)
+        ax.set_xticklabels(result.stages, rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(-1.05 if measure in ("spearman", "hog") else -0.05, 1.05)
+        ax.axhline(0.0, color="gray", lw=0.5)
+    axes[0][0].set_ylabel("similarity to the trained model's map")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_sanity_maps(result: Any, path: Optional[str] = None, image: int = 0) -> Any:
+    """The Adebayo et al. figure: one row per method, one column per stage, normalized ``|a|`` maps.
+
+    Args:
+        result (SanityResult): a result computed with ``keep_maps >= 1``.
+        path (str, optional): save the figure there (and close it).
+        image (int): which kept image to show. Default 0.
+
+    Returns:
+        matplotlib.figure.Figure
+
+    Examples::
+
+        >>> from captum_ext.metrics.sanity import SanityResult
+        >>> kept = {"Saliency": torch.rand(2, 1, 8, 8)}
+        >>> fig = plot_sanity_maps(SanityResult(["original", "fc"], {}, maps=kept))
+        >>> len(fig.axes)
+        2
+    """
+    import matplotlib.pyplot as plt
+
+    if not result.maps:
+        raise ValueError("no maps were kept; run with keep_maps >= 1")
+    rows, cols = len(result.maps), len(result.stages)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols + 1, 1.2 * rows + 0.6), squeeze=False)
+    for i, (method, maps) in enumerate(result.maps.items()):
+        for j in range(cols):
+            ax = axes[i][j]
+            ax.imshow(maps[j, image].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(result.stages[j], fontsize=6, rotation=45, ha="left", loc="left")
+            if j == 0:
+                ax.set_ylabel(method, fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)

@@ -134,6 +134,56 @@ def test_bad_input_errors():
         stamp_distance((a, a), torch.zeros(2, 1, 8, 8))
     with pytest.raises(ValueError, match="B, C, H, W"):
         stamp_distance(torch.rand(8, 8), torch.zeros(8, 8))
+    with pytest.raises(ValueError, match="masks"):  # a multi-channel mask is not a mask
+        stamp_distance(a, torch.zeros(2, 3, 8, 8))
+
+
+ALL_METRICS = (stamp_distance, pointing_game, relevance_mass_accuracy, relevance_rank_accuracy, roc_auc)
+
+
+@pytest.mark.parametrize("fn", ALL_METRICS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_nonfinite_map_gives_nan_for_exactly_that_image(fn, bad):
+    # regression (issue 13): pointing_game counted a NaN map as a hit, roc_auc and
+    # relevance_rank_accuracy ranked NaN as the largest value and returned finite numbers
+    gen = torch.Generator().manual_seed(0)
+    masks = _stamp_masks(3, 8)
+    a = torch.rand(3, 1, 8, 8, generator=gen)
+    a[1] = masks[1] * 2 - 1  # a perfect map ...
+    a[1, 0, 1, 2] = bad  # ... spoilt by one value inside the mask
+    clean = fn(a[[0, 2]], masks[[0, 2]])
+    out = fn(a, masks)
+    assert torch.isnan(out[1])
+    assert torch.equal(out[[0, 2]], clean)
+
+
+@pytest.mark.parametrize("fn", ALL_METRICS, ids=lambda f: f.__name__)
+def test_three_dimensional_maps_and_masks_are_batches_of_two_dimensional_maps(fn):
+    # regression (issue 13): (B, H, W) was read as (B, C=H, W), summing over the rows
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(3, 8, 10, generator=gen)
+    masks = torch.zeros(3, 8, 10)
+    masks[:, 2:5, 1:4] = 1
+    masks[1, 6, 8] = 1
+    expected = fn(a.unsqueeze(1), masks.unsqueeze(1))
+    assert torch.equal(fn(a, masks), expected)
+    assert torch.equal(fn(a, masks.unsqueeze(1)), expected)
+    assert torch.equal(fn(a.unsqueeze(1), masks), expected)
+    # the oracle: the value computed from the flat pixel lists
+    if fn is roc_auc:
+        from sklearn.metrics import roc_auc_score
+
+        ref = [roc_auc_score(masks[i].flatten().numpy(), a[i].flatten().numpy()) for i in range(3)]
+        assert expected.tolist() == pytest.approx(ref, abs=1e-12)
+    if fn is pointing_game:
+        hits = [float(bool(masks[i].flatten()[a[i].flatten().argmax()])) for i in range(3)]
+        assert expected.tolist() == hits
+
+
+@pytest.mark.parametrize("fn", ALL_METRICS, ids=lambda f: f.__name__)
+def test_an_empty_batch_gives_an_empty_result(fn):
+    out = fn(torch.zeros(0, 3, 8, 8), torch.zeros(0, 1, 8, 8))
+    assert out.shape == (0,) and out.dtype == torch.float64
 
 
 def test_mean_and_interval_ignores_nan():

@@ -5,12 +5,15 @@ import pytest
 import torch
 from torch import nn
 
+from captum_ext.inpaint import ConstantInpainter
 from captum_ext.metrics.perturbation import (
+    SMALL_OBJECT_FRACTIONS,
     ConstantFill,
     deletion_curve,
     insertion_curve,
     insertion_minus_deletion,
     normalised_auc,
+    normalized_auc,
     pixel_perturbation,
     pixel_ranks,
     resolve_filler,
@@ -70,14 +73,14 @@ def test_perfect_and_reversed_rankings_match_the_closed_form():
         (contributions, np.argsort(-per_pixel, axis=1, kind="stable")),
         (-contributions, np.argsort(per_pixel, axis=1, kind="stable")),
     ]:
-        curve = deletion_curve(model, x, attributions, target=0, filler=fill, pixels_per_step=3, softmax=False)
+        curve = deletion_curve(model, x, attributions, target=0, inpainter=fill, pixels_per_step=3, softmax=False)
         np.testing.assert_allclose(curve.fractions.numpy(), np.array(counts) / 16)
         expected = _closed_form_deletion(model, x, order, counts, fill)
         np.testing.assert_allclose(curve.scores.numpy(), expected, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(curve.auc.numpy(), np.trapezoid(expected, np.array(counts) / 16, axis=1),
                                    rtol=1e-12)
         # insertion keeps the first k pixels and fills the rest: f(fill) + the kept contributions
-        ins = insertion_curve(model, x, attributions, target=0, filler=fill, pixels_per_step=3, softmax=False)
+        ins = insertion_curve(model, x, attributions, target=0, inpainter=fill, pixels_per_step=3, softmax=False)
         expected_ins = _closed_form_deletion(model, x, order, counts, fill, insert=True)
         np.testing.assert_allclose(ins.scores.numpy(), expected_ins, rtol=1e-12, atol=1e-12)
         # linear model: deletion and insertion curves sum to f(x) + f(filled image) at every step
@@ -87,20 +90,21 @@ def test_perfect_and_reversed_rankings_match_the_closed_form():
 def test_the_perfect_ranking_deletes_fastest_at_every_step():
     model, x = _setup(batch=2, size=5, seed=1)
     contributions = model.weight.detach() * x
-    perfect = deletion_curve(model, x, contributions, target=0, filler=0.0, pixels_per_step=2, softmax=False)
+    perfect = deletion_curve(model, x, contributions, target=0, inpainter=0.0, pixels_per_step=2, softmax=False)
     gen = torch.Generator().manual_seed(3)
     for _ in range(5):
         other = deletion_curve(model, x, torch.randn(x.shape, generator=gen, dtype=torch.float64), target=0,
-                               filler=0.0, pixels_per_step=2, softmax=False)
+                               inpainter=0.0, pixels_per_step=2, softmax=False)
         assert bool((perfect.scores <= other.scores + 1e-12).all())
         assert bool((perfect.auc <= other.auc + 1e-12).all())
 
 
 def test_auc_of_a_constant_curve_and_uneven_steps():
-    assert torch.allclose(normalised_auc(torch.full((2, 7), 0.3, dtype=torch.float64)), torch.tensor([0.3, 0.3], dtype=torch.float64))
+    constant = normalized_auc(torch.full((2, 7), 0.3, dtype=torch.float64))
+    assert torch.allclose(constant, torch.tensor([0.3, 0.3], dtype=torch.float64))
     fractions = torch.tensor([0.0, 0.5, 0.75, 1.0], dtype=torch.float64)
     values = torch.tensor([[1.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
-    assert normalised_auc(values, fractions).item() == pytest.approx(0.5 + 0.125)
+    assert normalized_auc(values, fractions).item() == pytest.approx(0.5 + 0.125)
     # a curve of a constant-output model is constant: its AUC is that constant
     model = LinearScore(torch.zeros(1, 3, 3, dtype=torch.float64), bias=0.7)
     curve = deletion_curve(model, torch.rand(2, 1, 3, 3, dtype=torch.float64), torch.rand(2, 1, 3, 3),
@@ -110,13 +114,13 @@ def test_auc_of_a_constant_curve_and_uneven_steps():
 
 def test_auc_errors():
     with pytest.raises(ValueError, match="scores"):
-        normalised_auc(torch.ones(2))
+        normalized_auc(torch.ones(2))
     with pytest.raises(ValueError, match="scores"):
-        normalised_auc(torch.ones(2, 1))
+        normalized_auc(torch.ones(2, 1))
     with pytest.raises(ValueError, match="fractions"):
-        normalised_auc(torch.ones(1, 3), torch.tensor([0.0, 1.0]))
+        normalized_auc(torch.ones(1, 3), torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="increasing"):
-        normalised_auc(torch.ones(1, 3), torch.tensor([0.0, 1.0, 0.5]))
+        normalized_auc(torch.ones(1, 3), torch.tensor([0.0, 1.0, 0.5]))
 
 
 def _cnn():
@@ -136,9 +140,10 @@ def test_batched_equals_one_by_one(fn):
     def run(inputs, attributions, batch_size):
         if fn in ("morf", "lerf"):
             return pixel_perturbation(model, inputs, attributions, fractions=[0.05, 0.3], order=fn,
-                                      filler=0.5, batch_size=batch_size)
+                                      inpainter=0.5, max_examples_per_batch=batch_size)
         curve_fn = deletion_curve if fn == "deletion" else insertion_curve
-        return curve_fn(model, inputs, attributions, filler=0.5, pixels_per_step=5, batch_size=batch_size).scores
+        return curve_fn(model, inputs, attributions, inpainter=0.5, pixels_per_step=5,
+                        max_examples_per_batch=batch_size).scores
 
     batched = run(x, a, 7)
     assert torch.allclose(batched, run(x, a, 1000), atol=1e-6)
@@ -146,7 +151,7 @@ def test_batched_equals_one_by_one(fn):
     assert torch.allclose(batched, single, atol=1e-6)
 
 
-def test_the_filler_is_really_used():
+def test_the_inpainter_is_really_used():
     x = torch.rand(2, 3, 4, 4)
     seen = []
 
@@ -156,16 +161,20 @@ def test_the_filler_is_really_used():
         return torch.full_like(images, 7.0)
 
     a = torch.randn(2, 3, 4, 4)
-    deletion = deletion_curve(MarkCounter(), x, a, target=0, filler=marking_fill, pixels_per_step=3, softmax=False)
-    counts = torch.tensor([0, 3, 6, 9, 12, 15, 16], dtype=torch.float64)
-    assert torch.equal(deletion.scores, counts.expand(2, -1))
-    insertion = insertion_curve(MarkCounter(), x, a, target=0, filler=marking_fill, pixels_per_step=3, softmax=False)
-    assert torch.equal(insertion.scores, (16 - counts).expand(2, -1))
-    # the filler sees the original images (so a RISE blurred canvas can be built) and the holes
+    deletion = deletion_curve(MarkCounter(), x, a, target=0, inpainter=marking_fill, pixels_per_step=3,
+                              softmax=False)
+    # a plain callable's all-hole image gets the fallback 0 (apply_inpainter), not the marker
+    assert torch.equal(deletion.scores, torch.tensor([0, 3, 6, 9, 12, 15, 0.0], dtype=torch.float64).expand(2, -1))
+    insertion = insertion_curve(MarkCounter(), x, a, target=0, inpainter=marking_fill, pixels_per_step=3,
+                                softmax=False)
+    assert torch.equal(insertion.scores, torch.tensor([0, 13, 10, 7, 4, 1, 0.0], dtype=torch.float64).expand(2, -1))
+    # the inpainter sees the images with the hole zeroed (it must not rely on removed content)
     images, holes = seen[0]
-    assert torch.equal(images, x.repeat_interleave(7, dim=0)[: images.shape[0]])
+    expected = x.repeat_interleave(7, dim=0)[: images.shape[0]] * (1 - holes)
+    assert torch.equal(images, expected)
     assert set(holes.unique().tolist()) <= {0.0, 1.0}
-    morf = pixel_perturbation(MarkCounter(), x + 1, a, target=0, fractions=[0.25], filler=marking_fill, softmax=False)
+    morf = pixel_perturbation(MarkCounter(), x + 1, a, target=0, fractions=[0.25], inpainter=marking_fill,
+                              softmax=False)
     assert torch.isnan(morf).all()  # the clean count is 0: relative change undefined
 
 
@@ -173,14 +182,15 @@ def test_named_fillers_go_through_get_inpainter():
     inpaint = pytest.importorskip("captum_ext.inpaint")
     if not hasattr(inpaint, "get_inpainter"):
         pytest.skip("captum_ext.inpaint.get_inpainter is not merged")
-    assert type(resolve_filler("harmonic")).__name__ == "HarmonicInpainter"
+    with pytest.warns(DeprecationWarning, match="resolve_inpainter"):
+        assert type(resolve_filler("harmonic")).__name__ == "HarmonicInpainter"
     model = LinearScore(torch.ones(3, 4, 4, dtype=torch.float64), bias=0.0)
     x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
-    curve = deletion_curve(model, x, torch.rand(2, 3, 4, 4), target=0, filler="constant", pixels_per_step=4,
+    curve = deletion_curve(model, x, torch.rand(2, 3, 4, 4), target=0, inpainter="constant", pixels_per_step=4,
                            softmax=False)
     assert torch.allclose(curve.scores[:, -1], torch.zeros(2, dtype=torch.float64))  # all pixels 0
     with pytest.raises(ValueError, match="unknown inpainter"):
-        deletion_curve(model, x, x, target=0, filler="no-such-filler")
+        deletion_curve(model, x, x, target=0, inpainter="no-such-filler")
 
 
 def test_pixel_perturbation_closed_form_morf_and_lerf():
@@ -194,13 +204,14 @@ def test_pixel_perturbation_closed_form_morf_and_lerf():
     clean = model(x)[:, 0].detach().numpy()
     for order, sign in [("morf", -1), ("lerf", 1)]:
         result = pixel_perturbation(model, x, model.weight.detach() * x, target=0, fractions=fractions, order=order,
-                                    filler=0.0, softmax=False)
+                                    inpainter=0.0, softmax=False)
         removal = np.argsort(sign * contributions.numpy(), axis=1, kind="stable")
         after = _closed_form_deletion(model, x, removal, counts, 0.0)
         expected = np.abs(clean[:, None] - after) / clean[:, None]
         np.testing.assert_allclose(result.numpy(), expected, rtol=1e-10)
-    assert bool((pixel_perturbation(model, x, model.weight.detach() * x, target=0, order="morf", softmax=False)
-                 > pixel_perturbation(model, x, model.weight.detach() * x, target=0, order="lerf", softmax=False)).all())
+    a = model.weight.detach() * x
+    assert bool((pixel_perturbation(model, x, a, target=0, order="morf", softmax=False)
+                 > pixel_perturbation(model, x, a, target=0, order="lerf", softmax=False)).all())
 
 
 def test_softmax_target_default_is_the_prediction():
@@ -212,11 +223,21 @@ def test_softmax_target_default_is_the_prediction():
     explicit = deletion_curve(model, x, a, target=predicted.tolist(), pixels_per_step=16)
     assert torch.equal(default.scores, explicit.scores)
     assert torch.allclose(default.scores[:, 0], model(x).softmax(1).max(1).values.double())
-    assert bool(((default.scores >= 0) & (default.scores <= 1)).all())
-    assert bool(((default.auc >= 0) & (default.auc <= 1)).all())
-    both = insertion_minus_deletion(model, x, a, pixels_per_step=16)
-    insertion = insertion_curve(model, x, a, pixels_per_step=16)
-    assert torch.allclose(both, insertion.auc - default.auc)
+    # the last deletion step is the all-zero image for every input: one probability per class
+    assert torch.allclose(default.scores[:, -1], model(torch.zeros(1, 3, 8, 8)).softmax(1)[0, predicted].double())
+
+
+def test_insertion_minus_deletion_equals_the_closed_form():
+    model, x = _setup()
+    contributions = model.weight.detach() * x
+    order = np.argsort(-contributions.sum(1).flatten(1).numpy(), axis=1, kind="stable")
+    counts = [0, 4, 8, 12, 16]
+    grid = np.array(counts) / 16
+    deletion = _closed_form_deletion(model, x, order, counts, 0.0)
+    insertion = _closed_form_deletion(model, x, order, counts, 0.0, insert=True)
+    expected = np.trapezoid(insertion, grid, axis=1) - np.trapezoid(deletion, grid, axis=1)
+    both = insertion_minus_deletion(model, x, contributions, target=0, softmax=False, pixels_per_step=4)
+    np.testing.assert_allclose(both.numpy(), expected, rtol=1e-12)
 
 
 def test_additional_forward_args_follow_their_image():
@@ -226,7 +247,7 @@ def test_additional_forward_args_follow_their_image():
 
     x = torch.rand(3, 1, 4, 4, dtype=torch.float64)
     scale = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
-    curve = deletion_curve(Scaled(), x, x, target=0, pixels_per_step=4, softmax=False, batch_size=5,
+    curve = deletion_curve(Scaled(), x, x, target=0, pixels_per_step=4, softmax=False, max_examples_per_batch=5,
                            additional_forward_args=(scale,))
     unscaled = deletion_curve(Scaled(), x, x, target=0, pixels_per_step=4, softmax=False,
                               additional_forward_args=(torch.ones(3, dtype=torch.float64),))
@@ -270,31 +291,56 @@ def test_bad_input_gets_clear_errors():
         deletion_curve(model, x, torch.rand(2, 3, 8, 7))
     with pytest.raises(ValueError, match="attributions"):
         deletion_curve(model, x, torch.rand(3, 3, 8, 8))
-    with pytest.raises(ValueError, match="attributions"):
-        deletion_curve(model, x, torch.full((2, 3, 8, 8), math.nan))
     with pytest.raises(ValueError, match="inputs"):
         deletion_curve(model, x[0], a[0])
-    with pytest.raises(ValueError, match="batch_size"):
-        deletion_curve(model, x, a, batch_size=0)
+    with pytest.raises(ValueError, match="max_examples_per_batch"):
+        deletion_curve(model, x, a, max_examples_per_batch=0)
     with pytest.raises(ValueError, match="reduce"):
         deletion_curve(model, x, a, reduce="median")
     with pytest.raises(ValueError, match="target"):
         deletion_curve(model, x, a, target=[0, 1, 2])
-    with pytest.raises(TypeError, match="filler"):
-        deletion_curve(model, x, a, filler=None)
-    with pytest.raises(TypeError, match="filler"):
-        deletion_curve(model, x, a, filler=True)
-    with pytest.raises(ValueError, match="filler"):
-        deletion_curve(model, x, a, filler=lambda images, holes: images[:, :1])
+    with pytest.raises(TypeError, match="inpainter"):
+        deletion_curve(model, x, a, inpainter=None)
+    with pytest.raises(TypeError, match="inpainter"):
+        deletion_curve(model, x, a, inpainter=True)
+    with pytest.raises(ValueError, match="inpainter"):
+        deletion_curve(model, x, a, inpainter=lambda images, holes: images[:, :1])
+    with pytest.raises(ValueError, match="target"):
+        deletion_curve(model, x, a, target=5)  # out of range for 3 classes
+    with pytest.raises(ValueError, match="target"):
+        deletion_curve(model, x, a, target=torch.tensor([[0, 1], [1, 0]]))
+    with pytest.raises(ValueError, match="pixels_per_step"):
+        deletion_curve(model, x, a, pixels_per_step=4, fractions=[0.0, 1.0])
+    with pytest.raises(ValueError, match="fractions"):
+        deletion_curve(model, x, a, fractions=[0.0, 0.001, 1.0])  # 0.001 * 64 rounds to 0 pixels
+    with pytest.raises(ValueError, match="fractions"):
+        insertion_curve(model, x, a, fractions=[0.0, math.nan, 1.0])
+    with pytest.raises(TypeError, match="unexpected"):
+        deletion_curve(model, x, a, fill=0.0)
     with pytest.raises(ValueError, match="forward_func"):
         deletion_curve(lambda t: t.sum(), x, a, target=0)
 
 
-def test_constant_fill_accepts_per_channel_values():
-    fill = resolve_filler(torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1))
-    assert isinstance(fill, ConstantFill)
+def test_old_names_are_deprecated_aliases_that_give_the_same_result():
+    model, x = _setup()
+    a = torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    new = deletion_curve(model, x, a, target=0, inpainter=0.25, pixels_per_step=3, max_examples_per_batch=4,
+                         softmax=False)
+    with pytest.warns(DeprecationWarning, match="filler"):
+        old = deletion_curve(model, x, a, target=0, filler=0.25, pixels_per_step=3, softmax=False)
+    assert torch.equal(new.scores, old.scores)
+    with pytest.warns(DeprecationWarning, match="batch_size"):
+        old = pixel_perturbation(model, x, a, target=0, batch_size=4, softmax=False)
+    assert torch.equal(old, pixel_perturbation(model, x, a, target=0, softmax=False))
+    with pytest.raises(TypeError, match="inpainter"):
+        deletion_curve(model, x, a, inpainter=0.5, filler=0.25)
+    with pytest.warns(DeprecationWarning, match="ConstantInpainter"):
+        fill = ConstantFill(torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1))
+    assert isinstance(fill, ConstantInpainter)
     out = fill(torch.zeros(1, 3, 2, 2), torch.ones(1, 1, 2, 2))
     assert out[0, :, 0, 0].tolist() == [1.0, 2.0, 3.0]
+    with pytest.warns(DeprecationWarning, match="normalized_auc"):
+        assert normalised_auc(torch.tensor([[1.0, 0.0]])).item() == 0.5
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -321,8 +367,122 @@ def test_benchmark_columns():
                              options={"filler": 0.0, "perturbation_steps": 4})
     result = run_benchmark(config, model=StampNet().eval())
     values = result.per_image["Saliency"]
-    assert torch.allclose(values["insertion_minus_deletion"], values["insertion"] - values["deletion"])
-    for name in ("deletion", "insertion"):
-        assert bool(((values[name] >= 0) & (values[name] <= 1)).all())
+    assert values["deletion"].shape == (3,) and torch.isfinite(values["deletion"]).all()
     assert "| deletion ↓ | insertion ↑ |" in result.markdown()
     assert main(["benchmark", "--filler", "no-such-filler", "--n-images", "1"]) == 2
+
+
+def test_fractions_schedule_matches_the_closed_form_and_its_auc():
+    model, x = _setup(batch=2, channels=3, size=20, seed=5)  # 400 pixels
+    contributions = model.weight.detach() * x
+    per_pixel = contributions.sum(1).flatten(1).numpy()
+    order = np.argsort(-per_pixel, axis=1, kind="stable")
+    assert SMALL_OBJECT_FRACTIONS[:6] == (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
+    assert SMALL_OBJECT_FRACTIONS[-1] == 1.0 and list(SMALL_OBJECT_FRACTIONS) == sorted(SMALL_OBJECT_FRACTIONS)
+    counts = [round(f * 400) for f in SMALL_OBJECT_FRACTIONS]  # 0, 2, 4, 8, 20, 40, 80, ...
+    for fn, insert in [(deletion_curve, False), (insertion_curve, True)]:
+        curve = fn(model, x, contributions, target=0, inpainter=0.25, fractions=SMALL_OBJECT_FRACTIONS,
+                   softmax=False)
+        expected = _closed_form_deletion(model, x, order, counts, 0.25, insert=insert)
+        np.testing.assert_allclose(curve.scores.numpy(), expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(curve.fractions.numpy(), np.array(counts) / 400)
+        # the AUC is over the fraction of pixels removed, not over the step number
+        np.testing.assert_allclose(curve.auc.numpy(), np.trapezoid(expected, np.array(counts) / 400, axis=1),
+                                   rtol=1e-12)
+        assert not np.allclose(curve.auc.numpy(), expected.mean(1))
+
+
+def test_a_nonfinite_map_gives_nan_for_exactly_that_image():
+    # the NaN policy (issue 13): NaN for the affected image, the others unchanged
+    model, x = _setup(batch=3)
+    a = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    clean = deletion_curve(model, x[[0, 2]], a[[0, 2]], target=0, pixels_per_step=3, softmax=False)
+    a[1, 0, 2, 2] = math.nan
+    out = deletion_curve(model, x, a, target=0, pixels_per_step=3, softmax=False)
+    assert torch.isnan(out.scores[1]).all() and torch.isnan(out.auc[1])
+    assert torch.equal(out.scores[[0, 2]], clean.scores)
+    morf = pixel_perturbation(model, x, a, target=0, softmax=False)
+    assert torch.isnan(morf[1]).all() and torch.isfinite(morf[[0, 2]]).all()
+
+
+def test_three_dimensional_maps_are_batches_of_two_dimensional_maps():
+    model, x = _setup(batch=3, channels=1)
+    a = torch.randn(3, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    flat = deletion_curve(model, x, a, target=0, pixels_per_step=3, softmax=False)
+    assert torch.equal(flat.scores, deletion_curve(model, x, a[:, None], target=0, pixels_per_step=3,
+                                                   softmax=False).scores)
+
+
+@pytest.mark.parametrize("fn", ["deletion", "insertion", "both", "morf"])
+def test_an_empty_batch_returns_an_empty_result_and_runs_no_model(fn):
+    def never(x):
+        raise AssertionError("the model must not run on an empty batch")
+
+    x, a = torch.zeros(0, 3, 8, 8), torch.zeros(0, 3, 8, 8)
+    if fn == "morf":
+        assert pixel_perturbation(never, x, a, fractions=[0.1, 0.2]).shape == (0, 2)
+    elif fn == "both":
+        assert insertion_minus_deletion(never, x, a, pixels_per_step=16).shape == (0,)
+    else:
+        curve = (deletion_curve if fn == "deletion" else insertion_curve)(never, x, a, pixels_per_step=16)
+        assert curve.scores.shape == (0, 5) and curve.auc.shape == (0,)
+
+
+def test_a_model_that_raises_mid_forward_and_a_train_mode_model_are_left_unchanged():
+    class Flaky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _cnn()
+            self.bn = nn.BatchNorm2d(3)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("boom")
+            return self.net(self.bn(x))
+
+    model = Flaky().train()
+    model.net[0].weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="boom"):
+        deletion_curve(model, torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), target=0, pixels_per_step=16,
+                       max_examples_per_batch=2)
+    assert model.training and model.net.training
+    assert not model.net[0].weight.requires_grad
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics too
+    model.calls = -100
+    deletion_curve(model, torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), target=0, pixels_per_step=16)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_linear_inpainter_by_name_gives_batch_independent_results():
+    model = _cnn()
+    gen = torch.Generator().manual_seed(0)
+    x, a = torch.rand(3, 3, 8, 8, generator=gen), torch.randn(3, 3, 8, 8, generator=gen)
+    batched = deletion_curve(model, x, a, target=0, inpainter="linear", pixels_per_step=16).scores
+    # the noise of image b is seeded by (position, step): one image alone at position 0 matches
+    first = deletion_curve(model, x[:1], a[:1], target=0, inpainter="linear", pixels_per_step=16).scores
+    assert torch.allclose(batched[:1], first, atol=1e-6)
+    assert not torch.allclose(batched[:, 1:-1], deletion_curve(model, x, a, target=0, inpainter=0.0,
+                                                               pixels_per_step=16).scores[:, 1:-1])
+
+
+def test_benchmark_perturbation_columns_equal_the_metrics():
+    from captum_ext.benchmark.registry import MetricContext, available_metrics
+
+    metrics = available_metrics()
+    model = _cnn()
+    gen = torch.Generator().manual_seed(4)
+    x, a = torch.rand(3, 3, 8, 8, generator=gen), torch.randn(3, 3, 8, 8, generator=gen)
+    target = torch.tensor([0, 2, 1])
+    for key in ("inpainter", "filler"):  # the CLI's new and old option names
+        context = MetricContext(model, x, target, a, torch.zeros(3, 1, 8, 8),
+                                {key: 0.5, "perturbation_steps": 4, "abs": False})
+        deletion = deletion_curve(model, x, a, target, inpainter=0.5, pixels_per_step=16)
+        insertion = insertion_curve(model, x, a, target, inpainter=0.5, pixels_per_step=16)
+        assert torch.equal(metrics["deletion"].fn(context), deletion.auc)
+        assert torch.equal(metrics["insertion"].fn(context), insertion.auc)
+        assert torch.equal(metrics["insertion_minus_deletion"].fn(context), insertion.auc - deletion.auc)
+        morf = pixel_perturbation(model, x, a, target, order="morf", inpainter=0.5).mean(1)
+        assert torch.equal(metrics["morf"].fn(context), morf)

@@ -10,12 +10,18 @@ from torch import nn
 from captum_ext._utils import num_hooks
 from captum_ext.metrics.sanity import (
     cascading_randomisation,
+    cascading_randomization,
+    randomisation_layers,
+    randomization_layers,
+    resolve_methods,
+)
+from captum_ext.metrics.similarity import (
+    average_ranks,
     hog_features,
     map_similarities,
     normalise_abs_map,
+    normalize_abs_map,
     pearson,
-    randomisation_layers,
-    resolve_methods,
     spearman,
     ssim,
 )
@@ -92,12 +98,12 @@ def test_hog_matches_scikit_image(shape):
 def test_normalise_abs_map_is_the_pair_grayscale_visualisation():
     gen = torch.Generator().manual_seed(4)
     a = torch.randn(2, 3, 9, 11, generator=gen, dtype=torch.float64)
-    ours = normalise_abs_map(a)
+    ours = normalize_abs_map(a)
     for i in range(2):
         image = np.abs(a[i].numpy()).sum(0)
         vmax, vmin = np.percentile(image, 99), image.min()
         np.testing.assert_allclose(ours[i].numpy(), np.clip((image - vmin) / (vmax - vmin), 0, 1), atol=1e-12)
-    assert torch.equal(normalise_abs_map(torch.ones(1, 1, 3, 3)), torch.zeros(1, 3, 3, dtype=torch.float64))
+    assert torch.equal(normalize_abs_map(torch.ones(1, 1, 3, 3)), torch.zeros(1, 3, 3, dtype=torch.float64))
 
 
 def test_map_similarities_of_identical_and_unrelated_maps():
@@ -111,16 +117,16 @@ def test_map_similarities_of_identical_and_unrelated_maps():
     assert torch.isnan(map_similarities(a[:, :, :16, :16], b[:, :, :16, :16])["hog"]).all()  # too small for HOG
 
 
-# ----------------------------------------------------------------------------- randomisation
+# ----------------------------------------------------------------------------- randomization
 
 
-def test_randomisation_leaves_the_model_bit_identical():
+def test_randomization_leaves_the_model_bit_identical():
     model = _net().train()
     model[0].weight.requires_grad_(False)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     params = list(model.parameters())
     hooks = num_hooks(model)
-    result = cascading_randomisation(model, {"Saliency": saliency}, torch.rand(3, 3, 32, 32), target=0)
+    result = cascading_randomization(model, {"Saliency": saliency}, torch.rand(3, 3, 32, 32), target=0)
     assert result.stages == ["original", "6", "2", "0"]
     assert list(model.parameters()) == params and all(p1 is p2 for p1, p2 in zip(model.parameters(), params))
     for key, value in model.state_dict().items():
@@ -144,14 +150,14 @@ def test_model_is_untouched_when_a_method_raises():
         return explain
 
     with pytest.raises(RuntimeError, match="boom"):
-        cascading_randomisation(model, {"failing": failing}, torch.rand(2, 3, 32, 32), target=0)
+        cascading_randomization(model, {"failing": failing}, torch.rand(2, 3, 32, 32), target=0)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
 def test_edge_detector_fails_and_saliency_passes():
     model = _net()
     x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(6))
-    result = cascading_randomisation(model, {"edges": edge_detector, "Saliency": saliency}, x,
+    result = cascading_randomization(model, {"edges": edge_detector, "Saliency": saliency}, x,
                                      target=model(x).argmax(1))
     for measure in ("spearman_abs", "spearman", "ssim", "hog"):
         assert torch.allclose(result.curve("edges", measure), torch.ones(4, dtype=torch.float64))
@@ -169,13 +175,13 @@ def _recording(log):
     return build
 
 
-def test_cascading_and_independent_stages_randomise_the_right_layers():
+def test_cascading_and_independent_stages_randomize_the_right_layers():
     model = _net()
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     layers = ["6", "2", "0"]
     for mode in ("cascading", "independent"):
         log = []
-        cascading_randomisation(model, {"rec": _recording(log)}, torch.rand(1, 3, 32, 32), 0, mode=mode)
+        cascading_randomization(model, {"rec": _recording(log)}, torch.rand(1, 3, 32, 32), 0, mode=mode)
         assert len(log) == 4 and all(torch.equal(log[0][k], trained[k]) for k in trained)
         for stage in range(1, 4):
             changed = {k.split(".")[0] for k in trained if not torch.equal(log[stage][k], trained[k])}
@@ -189,15 +195,15 @@ def test_custom_layers_init_and_factory():
     model = _net()
     log = []
     seen = []
-    result = cascading_randomisation(lambda: model, {"rec": _recording(log)}, torch.rand(1, 3, 32, 32), 0,
+    result = cascading_randomization(lambda: model, {"rec": _recording(log)}, torch.rand(1, 3, 32, 32), 0,
                                      layers=["6", "0"], init=lambda m: (seen.append(m), m.reset_parameters()))
     assert result.stages == ["original", "6", "0"]
     assert [type(m).__name__ for m in seen] == ["Linear", "Conv2d"]
     assert all(m is not model[6] and m is not model[0] for m in seen)  # a copy was randomised
     x = torch.rand(2, 3, 32, 32)
-    a = cascading_randomisation(model, [Saliency], x, 0, seed=3)
-    b = cascading_randomisation(model, [Saliency], x, 0, seed=3)
-    c = cascading_randomisation(model, [Saliency], x, 0, seed=4)
+    a = cascading_randomization(model, [Saliency], x, 0, seed=3)
+    b = cascading_randomization(model, [Saliency], x, 0, seed=3)
+    c = cascading_randomization(model, [Saliency], x, 0, seed=4)
     assert list(a.similarities) == ["Saliency"]
     assert a.similarities["Saliency"]["spearman"].shape == (4, 2)
     assert torch.equal(a.similarities["Saliency"]["ssim"], b.similarities["Saliency"]["ssim"])
@@ -207,14 +213,14 @@ def test_custom_layers_init_and_factory():
 def test_same_seed_same_result_batched_equals_one_by_one():
     model = _net()
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(7))
-    batched = cascading_randomisation(model, {"s": saliency}, x, 1, batch_size=4)
-    chunked = cascading_randomisation(model, {"s": saliency}, x, 1, batch_size=3)
+    batched = cascading_randomization(model, {"s": saliency}, x, 1, batch_size=4)
+    chunked = cascading_randomization(model, {"s": saliency}, x, 1, batch_size=3)
     for measure in ("spearman_abs", "ssim", "hog"):
         assert torch.allclose(batched.similarities["s"][measure], chunked.similarities["s"][measure], atol=1e-6)
 
 
 def test_plots_are_written(tmp_path):
-    result = cascading_randomisation(_net(), {"edges": edge_detector, "Saliency": saliency},
+    result = cascading_randomization(_net(), {"edges": edge_detector, "Saliency": saliency},
                                      torch.rand(2, 3, 32, 32), 0)
     result.plot(str(tmp_path / "curves.png"))
     result.plot_maps(str(tmp_path / "maps.png"))
@@ -224,32 +230,32 @@ def test_plots_are_written(tmp_path):
 
 
 def test_default_layers_are_top_down():
-    assert randomisation_layers(_net()) == ["6", "2", "0"]
+    assert randomization_layers(_net()) == ["6", "2", "0"]
     assert list(resolve_methods({"a": saliency, "b": Saliency})) == ["a", "b"]
 
 
 def test_bad_input_gets_clear_errors():
     model, x = _net(), torch.rand(2, 3, 32, 32)
     with pytest.raises(ValueError, match="layers"):
-        cascading_randomisation(model, [Saliency], x, 0, layers=["nope"])
+        cascading_randomization(model, [Saliency], x, 0, layers=["nope"])
     with pytest.raises(ValueError, match="no parameters"):
-        cascading_randomisation(model, [Saliency], x, 0, layers=["1"])
+        cascading_randomization(model, [Saliency], x, 0, layers=["1"])
     with pytest.raises(TypeError, match="layers"):
-        cascading_randomisation(model, [Saliency], x, 0, layers="6")
+        cascading_randomization(model, [Saliency], x, 0, layers="6")
     with pytest.raises(ValueError, match="mode"):
-        cascading_randomisation(model, [Saliency], x, 0, mode="random")
+        cascading_randomization(model, [Saliency], x, 0, mode="random")
     with pytest.raises(ValueError, match="std"):
-        cascading_randomisation(model, [Saliency], x, 0, std=0.0)
+        cascading_randomization(model, [Saliency], x, 0, std=0.0)
     with pytest.raises(ValueError, match="inputs"):
-        cascading_randomisation(model, [Saliency], x[0], 0)
+        cascading_randomization(model, [Saliency], x[0], 0)
     with pytest.raises(ValueError, match="target"):
-        cascading_randomisation(model, [Saliency], x, [0, 1, 2])
+        cascading_randomization(model, [Saliency], x, [0, 1, 2])
     with pytest.raises(TypeError, match="method"):
-        cascading_randomisation(model, {"x": 3}, x, 0)
+        cascading_randomization(model, {"x": 3}, x, 0)
     with pytest.raises(ValueError, match="duplicate"):
-        cascading_randomisation(model, [Saliency, Saliency], x, 0)
+        cascading_randomization(model, [Saliency, Saliency], x, 0)
     with pytest.raises(TypeError, match="factory"):
-        cascading_randomisation(lambda: 3, [Saliency], x, 0)
+        cascading_randomization(lambda: 3, [Saliency], x, 0)
     with pytest.raises(ValueError, match="win_size"):
         ssim(torch.rand(1, 5, 5), torch.rand(1, 5, 5))
     with pytest.raises(ValueError, match="block"):
@@ -268,3 +274,82 @@ def test_sanity_runner_on_registered_methods(tmp_path):
     paths = write_sanity_outputs(result, str(tmp_path))
     assert "| Saliency |" in paths["markdown"].read_text()
     assert paths["png"].stat().st_size > 5000
+
+
+def test_average_ranks_match_scipy_and_roc_auc_uses_them():
+    from scipy.stats import rankdata
+
+    from captum_ext.metrics.localization import roc_auc
+
+    gen = torch.Generator().manual_seed(9)
+    values = torch.randint(0, 4, (3, 25), generator=gen).double()
+    expected = np.stack([rankdata(row) for row in values.numpy()])
+    np.testing.assert_array_equal(average_ranks(values).numpy(), expected)
+    masks = (torch.rand(3, 5, 5, generator=gen) < 0.4)
+    n_pos = masks.flatten(1).sum(1).double()
+    mann_whitney = ((average_ranks(values) * masks.flatten(1)).sum(1) - n_pos * (n_pos + 1) / 2) / (
+        n_pos * (25 - n_pos))
+    assert torch.allclose(roc_auc(values.view(3, 5, 5), masks), mann_whitney)
+
+
+def test_map_similarities_nan_policy_and_three_dimensional_maps():
+    gen = torch.Generator().manual_seed(10)
+    a, b = torch.rand(3, 32, 32, generator=gen), torch.rand(3, 32, 32, generator=gen)
+    clean = map_similarities(a[[0, 2]], b[[0, 2]])
+    b[1, 4, 4] = float("nan")
+    out = map_similarities(a, b)
+    for measure, values in out.items():
+        assert torch.isnan(values[1]), measure
+        assert torch.equal(values[[0, 2]], clean[measure]), measure
+    assert torch.equal(map_similarities(a, a)["spearman"], map_similarities(a[:, None], a[:, None])["spearman"])
+
+
+def test_target_none_is_the_predicted_class():
+    # regression (issue 13): target=None crashed
+    model = _net()
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(11))
+    default = cascading_randomization(model, {"s": saliency}, x, seed=1)
+    explicit = cascading_randomization(model, {"s": saliency}, x, model(x).argmax(1), seed=1)
+    for measure in ("spearman_abs", "ssim"):
+        assert torch.equal(default.similarities["s"][measure], explicit.similarities["s"][measure])
+
+
+def test_an_empty_batch_gives_empty_similarities_and_runs_no_method():
+    # regression (issue 13): a batch of 0 crashed
+    def never(model):
+        def explain(x, t):
+            raise AssertionError("no method may run on an empty batch")
+        return explain
+
+    result = cascading_randomization(_net(), {"never": never}, torch.zeros(0, 3, 32, 32))
+    assert result.stages == ["original", "6", "2", "0"]
+    assert result.similarities["never"]["ssim"].shape == (4, 0)
+
+
+def test_the_global_rng_is_restored_also_with_an_init_that_draws():
+    model, x = _net(seed=7), torch.zeros(1, 3, 32, 32)
+    torch.manual_seed(99)
+    before = torch.get_rng_state()
+    cascading_randomization(model, [Saliency], x, 0, init=lambda m: m.reset_parameters())
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_british_names_are_deprecated_aliases():
+    model, x = _net(), torch.rand(1, 3, 32, 32)
+    with pytest.warns(DeprecationWarning, match="cascading_randomization"):
+        old = cascading_randomisation(model, [Saliency], x, 0, seed=2)
+    new = cascading_randomization(model, [Saliency], x, 0, seed=2)
+    assert torch.equal(old.similarities["Saliency"]["ssim"], new.similarities["Saliency"]["ssim"])
+    with pytest.warns(DeprecationWarning):
+        assert randomisation_layers(model) == randomization_layers(model)
+    with pytest.warns(DeprecationWarning):
+        assert torch.equal(normalise_abs_map(x), normalize_abs_map(x))
+    with pytest.warns(DeprecationWarning, match="localization"):
+        import importlib
+        import sys
+
+        sys.modules.pop("captum_ext.metrics.localisation", None)
+        legacy = importlib.import_module("captum_ext.metrics.localisation")
+    from captum_ext.metrics.localization import roc_auc
+
+    assert legacy.roc_auc is roc_auc

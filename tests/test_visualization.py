@@ -42,3 +42,56 @@ def test_bad_input():
         visualize_attr_grid(torch.rand(1, 3, 4, 4), torch.rand(2, 3, 4, 4))
     with pytest.raises(ValueError, match="images"):
         visualize_attr_grid(torch.rand(3, 4, 4), torch.rand(1, 3, 4, 4))
+
+
+def _sanity_result():
+    from captum_ext.metrics.sanity import SanityResult
+    from captum_ext.metrics.similarity import MEASURES
+
+    gen = torch.Generator().manual_seed(0)
+    values = {m: torch.rand(3, 4, generator=gen, dtype=torch.float64) for m in MEASURES}
+    values["ssim"][1, 2] = float("nan")
+    kept = {"Saliency": torch.rand(3, 1, 8, 8, generator=gen)}
+    return SanityResult(["original", "fc", "conv"], {"Saliency": values}, maps=kept)
+
+
+def test_sanity_curves_plot_the_mean_over_images_per_stage(tmp_path):
+    import matplotlib
+
+    from captum_ext.visualization import plot_sanity_curves
+
+    result = _sanity_result()
+    backend = matplotlib.get_backend()
+    fig = plot_sanity_curves(result)
+    for ax, measure in zip(fig.axes, ("spearman_abs", "spearman", "ssim", "hog")):
+        line = ax.get_lines()[0]
+        assert line.get_ydata().tolist() == pytest.approx(result.curve("Saliency", measure).tolist())
+    path = tmp_path / "curves.png"
+    result.plot(str(path))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert matplotlib.get_backend() == backend  # the library never switches the backend
+
+
+def test_sanity_maps_show_the_kept_maps(tmp_path):
+    from captum_ext.visualization import plot_sanity_maps
+
+    result = _sanity_result()
+    fig = plot_sanity_maps(result)
+    assert len(fig.axes) == 3
+    for j, ax in enumerate(fig.axes):
+        assert torch.allclose(torch.as_tensor(ax.images[0].get_array()), result.maps["Saliency"][j, 0])
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["original", "fc", "conv"]
+    from captum_ext.metrics.sanity import SanityResult
+
+    with pytest.raises(ValueError, match="keep_maps"):
+        plot_sanity_maps(SanityResult(["original"], {}))
+
+
+def test_no_library_module_switches_the_matplotlib_backend():
+    import pathlib
+
+    import captum_ext
+
+    root = pathlib.Path(captum_ext.__file__).parent
+    for path in [root / "visualization.py", *sorted((root / "metrics").glob("*.py"))]:
+        assert "matplotlib.use(" not in path.read_text(), path

@@ -32,6 +32,7 @@ _FACTORIES: Dict[str, Callable[..., Callable]] = {
     "telea": lambda **kw: OpenCVInpainter("telea", **kw),
     "ns": lambda **kw: OpenCVInpainter("ns", **kw),
     "biharmonic": BiharmonicInpainter,
+    "linear": lambda **kw: __import__("captum_ext.inpaint.linear", fromlist=["_"]).NoisyLinearInpainter(**kw),
 }
 
 

@@ -1,20 +1,26 @@
 """Perturbation metrics: deletion and insertion curves (RISE), insertion minus deletion, MoRF / LeRF.
 
 Every function ranks the pixels of each image by its attribution map (channels reduced to one
-score per pixel), removes (or inserts) pixels in that order, fills the removed pixels with a
-*filler* and records the model's score of the target class. All perturbed images of all images
-are evaluated in batched forwards of at most ``batch_size`` images; nothing loops over pixels,
-steps or images in Python except the chunking.
+score per pixel), removes (or inserts) pixels in that order, fills the removed pixels with an
+*inpainter* and records the model's score of the target class. All perturbed images of all
+images are evaluated in batched forwards of at most ``max_examples_per_batch`` rows; nothing
+loops over pixels, steps or images in Python except the chunking.
 
-The filler is a parameter (Rong et al., ROAD, ICML 2022: the order of methods can flip with it):
+What fills the removed pixels is the ``inpainter=`` argument (Rong et al., ROAD, ICML 2022: the
+order of methods can flip with it), resolved by :func:`captum_ext.inpaint.registry.resolve_inpainter`
+and called through :func:`captum_ext.inpaint.apply_inpainter`:
 
 - a number or a tensor broadcastable to the images: a constant fill (the default, ``0.0``, is
   RISE's deletion and the pathway paper's "0 in normalised space");
-- a name resolved by :func:`captum_ext.inpaint.get_inpainter` (``"harmonic"``, ``"blur"``,
-  ``"noise"``, ``"constant"``, ...), imported only when a name is given;
-- any callable ``fill(images, holes) -> images`` with images ``(n, C, H, W)`` and holes
-  ``(n, 1, H, W)`` (1 = removed, in the images' dtype). The callable receives the *original*
-  images (so a RISE-style blurred canvas can be built); only its values at the holes are used.
+- a registered name (``"harmonic"``, ``"linear"`` (ROAD's noisy linear imputation), ``"blur"``,
+  ``"noise"``, ``"constant"``, ...);
+- an ``Inpainter`` or any callable ``inpaint(images, holes) -> images`` with images
+  ``(n, C, H, W)`` and holes ``(n, 1, H, W)`` (1 = removed). The images it receives hold 0 in
+  the hole (it must not rely on the removed content); only its values in the hole are used; an
+  image that is all hole gets the inpainter's fallback (0 for a plain callable).
+
+The old names ``filler=`` and ``batch_size=`` keep working for one release with a
+``DeprecationWarning``.
 
 Known (Petsiuk et al., RISE, BMVC 2018): a fixed number of pixels per step (224 for 224 x 224
 images, i.e. one image width), the target probability after each step, the area under the
@@ -25,9 +31,17 @@ the channel maximum, fill with 0 and report ``|p_c(x) - p_c(x')| / p_c(x)``.
 Chosen here: pixels are ranked by the channel sum (``reduce="sum"``) for the curves and by the
 channel maximum for MoRF / LeRF; ties are broken by one fixed seeded permutation of the pixel
 grid (the same for every image, so a batch gives what one image at a time gives); a partial last
-step is placed at its true fraction on the x-axis; insertion starts from the filler applied to
-the whole image (for a constant, the constant image; RISE starts from a blurred copy, which a
-callable filler can reproduce).
+step is placed at its true fraction on the x-axis; insertion starts from the inpainter applied
+to the whole image (for a constant, the constant image). The curves also take a schedule of
+``fractions`` of the image instead of ``pixels_per_step``: :data:`SMALL_OBJECT_FRACTIONS` is finer
+at the start (0.5 %, 1 %, 2 %, 5 %, 10 %, then steps of 10 %), so that methods that differ on a
+small object are told apart; the AUC is over the fraction of pixels removed.
+
+Policies (``docs/conventions.md``): maps ``(B, C, H, W)`` or ``(B, H, W)``; an image whose map
+holds a NaN or an inf gets NaN scores and a NaN AUC (the other images are unaffected); targets
+follow Captum's rules; a batch of 0 images returns empty results without running the model;
+the model is left as it was (training flags, ``requires_grad``, hooks and, when it is in
+training mode, parameter and buffer values).
 """
 
 import math
@@ -38,18 +52,44 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_ext._utils import check_image_batch, check_int_at_least
+from captum_ext._checks import (
+    as_map_batch,
+    check_choice,
+    check_image_batch,
+    check_int_at_least,
+    check_target,
+)
+from captum_ext._compat import TargetType
+from captum_ext._utils import deprecated_kwarg, warn_external
+from captum_ext.inpaint import ConstantInpainter, apply_inpainter
+from captum_ext.inpaint.registry import resolve_inpainter
+from captum_ext.metrics._common import (
+    check_class_index,
+    model_guard,
+    nonfinite_images,
+    target_vector,
+)
 
 Filler = Callable[[Tensor, Tensor], Tensor]
-FillerLike = Union[str, int, float, Tensor, Filler]
-TargetLike = Union[None, int, Sequence[int], Tensor]
+InpainterLike = Union[str, int, float, Tensor, Filler]
+FillerLike = InpainterLike  # deprecated name
+TargetLike = TargetType
+#: ``fill(images, holes, image_index, step_index) -> images``: how the perturbed rows are filled.
+RowFill = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+#: A deletion / insertion schedule for small objects: fractions of the image, finer at the start.
+SMALL_OBJECT_FRACTIONS: Tuple[float, ...] = (
+    0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0
+)
 
 __all__ = [
     "ConstantFill",
     "PerturbationCurve",
+    "SMALL_OBJECT_FRACTIONS",
     "deletion_curve",
     "insertion_curve",
     "insertion_minus_deletion",
+    "normalized_auc",
     "normalised_auc",
     "pixel_perturbation",
     "pixel_ranks",
@@ -59,100 +99,87 @@ __all__ = [
 _REDUCTIONS = ("sum", "max", "mean")
 
 
-class ConstantFill:
-    """Fill removed pixels with a constant (a number, or a tensor broadcastable to the images).
-
-    Args:
-        value (float or Tensor): the fill value, e.g. ``0.0`` or a per-channel ``(C, 1, 1)``.
+class ConstantFill(ConstantInpainter):
+    """Deprecated alias of :class:`captum_ext.inpaint.ConstantInpainter` (one release).
 
     Examples::
 
-        >>> fill = ConstantFill(2.0)
-        >>> fill(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)).flatten().tolist()
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     fill = ConstantFill(2.0)
+        >>> holes = torch.ones(1, 1, 2, 2)
+        >>> fill(torch.zeros(1, 1, 2, 2), holes).flatten().tolist()
         [2.0, 2.0, 2.0, 2.0]
     """
 
     def __init__(self, value: Union[int, float, Tensor]) -> None:
-        self.value = value
-
-    def __call__(self, images: Tensor, holes: Tensor) -> Tensor:
-        value = torch.as_tensor(self.value, dtype=images.dtype, device=images.device)
-        return torch.broadcast_to(value, images.shape)
-
-    def __repr__(self) -> str:
-        return f"ConstantFill({self.value!r})"
+        warn_external(
+            "`ConstantFill` is deprecated and will be removed in the next release; use "
+            "`captum_ext.inpaint.ConstantInpainter`",
+            DeprecationWarning,
+        )
+        super().__init__(value)
 
 
-def resolve_filler(filler: FillerLike) -> Filler:
-    """Turn a filler specification into a callable ``fill(images, holes) -> images``.
-
-    Args:
-        filler (str, number, Tensor or callable): a number or tensor (constant fill), an
-            inpainter name for :func:`captum_ext.inpaint.get_inpainter`, or a callable.
-
-    Returns:
-        callable: ``fill(images, holes) -> images``.
-
-    Raises:
-        TypeError: for anything else (e.g. ``None`` or a bool).
-        ImportError: for a name when :mod:`captum_ext.inpaint` is not available.
+def resolve_filler(filler: InpainterLike) -> Filler:
+    """Deprecated alias of :func:`captum_ext.inpaint.registry.resolve_inpainter` (one release).
 
     Examples::
 
-        >>> resolve_filler(0.5)
-        ConstantFill(0.5)
-        >>> f = lambda images, holes: images
-        >>> resolve_filler(f) is f
-        True
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     resolve_filler(0.5)
+        ConstantInpainter(0.5)
     """
-    if isinstance(filler, str):
-        try:
-            from captum_ext.inpaint import get_inpainter
-        except ImportError as error:  # pragma: no cover - depends on which branches are merged
-            raise ImportError(
-                f"`filler` {filler!r} is an inpainter name, which needs captum_ext.inpaint."
-                "get_inpainter; pass a number or a callable fill(images, holes) instead"
-            ) from error
-        return get_inpainter(filler)
-    if isinstance(filler, bool):
-        raise TypeError("`filler` must be a number, a tensor, an inpainter name or a callable, got bool")
-    if isinstance(filler, (int, float, Tensor)):
-        return ConstantFill(filler)
-    if callable(filler):
-        return filler
-    raise TypeError(
-        f"`filler` must be a number, a tensor, an inpainter name or a callable, got {type(filler).__name__}"
+    warn_external(
+        "`resolve_filler` is deprecated and will be removed in the next release; use "
+        "`captum_ext.inpaint.resolve_inpainter`",
+        DeprecationWarning,
     )
+    return resolve_inpainter(filler, name="filler")
 
 
-def _apply_filler(fill: Filler, images: Tensor, holes: Tensor) -> Tensor:
-    """``where(holes, fill(images, holes), images)``; ``holes`` is bool (n, 1, H, W)."""
-    filled = fill(images, holes.to(images.dtype))
-    if not isinstance(filled, Tensor) or filled.shape != images.shape:
-        got = tuple(filled.shape) if isinstance(filled, Tensor) else type(filled).__name__
-        raise ValueError(f"`filler` must return a tensor of the images' shape {tuple(images.shape)}, got {got}")
-    return torch.where(holes, filled.to(images.dtype), images)
+def _row_fill(inpainter: Filler, image_indices: Optional[Sequence[int]] = None) -> RowFill:
+    """The fill of perturbed rows: ROAD's noisy inpainter gets per-(image, step) seeds.
+
+    The key of row (image ``b``, step ``s``) is ``(image_indices[b], s)``, or ``(b, s)``
+    without ``image_indices``.
+    """
+    from captum_ext.inpaint.linear import NoisyLinearInpainter
+
+    if isinstance(inpainter, NoisyLinearInpainter):
+
+        def noisy(images: Tensor, holes: Tensor, image: Tensor, step: Tensor) -> Tensor:
+            ids = image.tolist() if image_indices is None else [int(image_indices[i]) for i in image.tolist()]
+            return inpainter(images, holes, image_indices=list(zip(ids, step.tolist())))
+
+        return noisy
+    return lambda images, holes, image, step: apply_inpainter(inpainter, images, holes)
 
 
-def _pixel_scores(attributions: Tensor, inputs: Tensor, abs: bool, reduce: str) -> Tensor:
-    """One float64 score per pixel, (B, H * W)."""
-    if not isinstance(attributions, Tensor):
-        raise TypeError(f"`attributions` must be a torch.Tensor, got {type(attributions).__name__}")
-    if reduce not in _REDUCTIONS:
-        raise ValueError(f"`reduce` must be one of {_REDUCTIONS}, got {reduce!r}")
-    a = attributions.unsqueeze(1) if attributions.dim() == 3 else attributions
+def _pixel_scores(attributions: Tensor, inputs: Tensor, abs: bool, reduce: str) -> Tuple[Tensor, Tensor]:
+    """One float64 score per pixel (B, H * W), zero for the images of the second output.
+
+    The second output (B,) bool marks the images whose map holds a NaN or an inf.
+    """
+    check_choice("reduce", reduce, _REDUCTIONS)
+    a = as_map_batch("attributions", attributions)
     batch, channels, height, width = inputs.shape
-    if a.dim() != 4 or a.shape[0] != batch or a.shape[2:] != inputs.shape[2:] or a.shape[1] not in (1, channels):
+    if a.shape[0] != batch or a.shape[2:] != inputs.shape[2:] or a.shape[1] not in (1, channels):
         raise ValueError(
             f"`attributions` of shape {tuple(attributions.shape)} do not match inputs of shape "
             f"{tuple(inputs.shape)}: expected (B, C, H, W), (B, 1, H, W) or (B, H, W)"
         )
+    if not (a.is_floating_point() or a.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"`attributions` must be a real-valued tensor, got {a.dtype}")
     a = a.detach().to(device=inputs.device, dtype=torch.float64)
-    if not bool(torch.isfinite(a).all()):
-        raise ValueError("`attributions` contain NaN or infinite values")
+    bad = nonfinite_images(a)
+    a = a.masked_fill(bad.view(-1, 1, 1, 1), 0.0)
     a = a.abs() if abs else a
     reduced = {"sum": lambda t: t.sum(1), "max": lambda t: t.amax(1), "mean": lambda t: t.mean(1)}[reduce](a)
-    return reduced.flatten(1)
+    return reduced.flatten(1), bad
 
 
 def pixel_ranks(scores: Tensor, descending: bool = True, tie_seed: int = 0) -> Tensor:
@@ -182,53 +209,49 @@ def pixel_ranks(scores: Tensor, descending: bool = True, tie_seed: int = 0) -> T
     return ranks
 
 
-def _check_forward_inputs(inputs: Tensor, batch_size: int) -> None:
-    check_image_batch("inputs", inputs)
-    check_int_at_least("batch_size", batch_size, 1)
-
-
-def _rows(args: Any, index: Tensor, batch: int) -> Tuple[Any, ...]:
-    """Additional forward args for the selected rows: batch-sized tensors are indexed."""
-    if args is None:
-        return ()
-    args = args if isinstance(args, tuple) else (args,)
-    return tuple(a[index] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch else a for a in args)
-
-
-def _model_scores(forward_func: Callable, images: Tensor, target: Tensor, softmax: bool, args: Tuple) -> Tensor:
+def _model_scores(
+    forward_func: Callable, images: Tensor, target: Tensor, softmax: bool, args: Tuple
+) -> Tuple[Tensor, Tensor]:
+    """The target's score per row (float64) and whether the target is the arg-max (bool)."""
     output = forward_func(images, *args)
     if not isinstance(output, Tensor) or output.dim() != 2 or output.shape[0] != images.shape[0]:
         got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
         raise ValueError(f"`forward_func` must return (batch, classes) scores, got {got}")
+    check_class_index(target, output.shape[1])
     output = output.detach().to(torch.float64)
+    hits = output.argmax(dim=1) == target
     if softmax:
         output = output.softmax(dim=1)
-    return output.gather(1, target[:, None]).squeeze(1)
+    return output.gather(1, target[:, None]).squeeze(1), hits
+
+
+def _args(args: Any, index: Tensor, batch: int) -> Tuple[Any, ...]:
+    from captum_ext._checks import select_additional_args
+
+    if args is None:
+        return ()
+    selected = select_additional_args(args if isinstance(args, tuple) else (args,), index, batch)
+    return tuple(selected)
 
 
 @torch.no_grad()
 def _resolve_target(
-    forward_func: Callable, inputs: Tensor, target: TargetLike, batch_size: int, args: Any
+    forward_func: Callable, inputs: Tensor, target: TargetType, max_rows: int, args: Any
 ) -> Tensor:
+    """(B,) long class per image; ``None``: the model's prediction on ``inputs``."""
     batch = inputs.shape[0]
-    if target is None:
-        preds = []
-        for lo in range(0, batch, batch_size):
-            index = torch.arange(lo, min(lo + batch_size, batch), device=inputs.device)
-            preds.append(forward_func(inputs[index], *_rows(args, index, batch)).argmax(dim=1))
-        return torch.cat(preds).to(inputs.device)
-    if isinstance(target, bool):
-        raise TypeError("`target` must be an int, a sequence of ints or a tensor, got bool")
-    if isinstance(target, int):
-        return torch.full((batch,), target, dtype=torch.long, device=inputs.device)
-    t = torch.as_tensor(target, device=inputs.device)
-    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-        raise TypeError(f"`target` must hold integers, got {t.dtype}")
-    if t.dim() == 0:
-        return t.long().expand(batch).clone()
-    if t.shape != (batch,):
-        raise ValueError(f"`target` must be an int or have shape ({batch},), got {tuple(t.shape)}")
-    return t.long()
+    vector = target_vector(target, batch, inputs.device)
+    if vector is not None:
+        return vector
+    preds = []
+    for lo in range(0, batch, max_rows):
+        index = torch.arange(lo, min(lo + max_rows, batch), device=inputs.device)
+        output = forward_func(inputs[index], *_args(args, index, batch))
+        if not isinstance(output, Tensor) or output.dim() != 2:
+            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ValueError(f"`forward_func` must return (batch, classes) scores, got {got}")
+        preds.append(output.argmax(dim=1))
+    return torch.cat(preds).to(inputs.device)
 
 
 @torch.no_grad()
@@ -238,44 +261,52 @@ def _perturbed_scores(
     ranks: Tensor,
     counts: Tensor,
     insert: bool,
-    fill: Filler,
+    fill: RowFill,
     target: Tensor,
     softmax: bool,
-    batch_size: int,
+    max_rows: int,
     args: Any,
-) -> Tensor:
-    """Scores (B, S): image ``b`` with its first ``counts[s]`` ranked pixels removed (or inserted)."""
+    with_hits: bool = False,
+) -> Any:
+    """Scores (B, S): image ``b`` with its first ``counts[s]`` ranked pixels removed (or inserted).
+
+    With ``with_hits`` also (B, S) bool: whether the target is still the arg-max.
+    """
     batch, _, height, width = inputs.shape
     steps = counts.numel()
     pair_image = torch.arange(batch, device=inputs.device).repeat_interleave(steps)
     pair_step = torch.arange(steps, device=inputs.device).repeat(batch)
     scores = torch.empty(batch * steps, dtype=torch.float64, device=inputs.device)
-    for lo in range(0, batch * steps, batch_size):
-        b, s = pair_image[lo:lo + batch_size], pair_step[lo:lo + batch_size]
+    hits = torch.empty(batch * steps, dtype=torch.bool, device=inputs.device)
+    for lo in range(0, batch * steps, max_rows):
+        b, s = pair_image[lo:lo + max_rows], pair_step[lo:lo + max_rows]
         first_k = ranks[b] < counts[s][:, None]  # (n, N): the first counts[s] pixels of the order
         holes = (~first_k if insert else first_k).view(-1, 1, height, width)
-        images = _apply_filler(fill, inputs[b], holes)
-        scores[lo:lo + b.numel()] = _model_scores(forward_func, images, target[b], softmax, _rows(args, b, batch))
+        images = fill(inputs[b], holes, b, s)
+        rows = slice(lo, lo + b.numel())
+        scores[rows], hits[rows] = _model_scores(forward_func, images, target[b], softmax, _args(args, b, batch))
+    if with_hits:
+        return scores.view(batch, steps), hits.view(batch, steps)
     return scores.view(batch, steps)
 
 
-def normalised_auc(scores: Tensor, fractions: Optional[Tensor] = None) -> Tensor:
+def normalized_auc(scores: Tensor, fractions: Optional[Tensor] = None) -> Tensor:
     """Area under curves by the trapezoid rule, divided by the width of the x-range.
 
     Args:
         scores (Tensor): (B, S) curve values, S >= 2.
-        fractions (Tensor, optional): (S,) increasing x-coordinates; default evenly spaced on
-            [0, 1] (RISE).
+        fractions (Tensor, optional): (S,) strictly increasing x-coordinates; default evenly
+            spaced on [0, 1] (RISE).
 
     Returns:
         Tensor: (B,) float64; a curve of probabilities gives a value in [0, 1], a constant
-        curve ``c`` gives ``c``.
+        curve ``c`` gives ``c``; a curve with a NaN gives NaN.
 
     Examples::
 
-        >>> normalised_auc(torch.tensor([[1.0, 0.0]])).item()
+        >>> normalized_auc(torch.tensor([[1.0, 0.0]])).item()
         0.5
-        >>> round(normalised_auc(torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([0.0, 0.9, 1.0])).item(), 6)
+        >>> round(normalized_auc(torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([0.0, 0.9, 1.0])).item(), 6)
         0.95
     """
     if not isinstance(scores, Tensor) or scores.dim() != 2 or scores.shape[1] < 2:
@@ -293,14 +324,34 @@ def normalised_auc(scores: Tensor, fractions: Optional[Tensor] = None) -> Tensor
     return torch.trapezoid(y, x, dim=1) / (x[-1] - x[0])
 
 
+def normalised_auc(scores: Tensor, fractions: Optional[Tensor] = None) -> Tensor:
+    """Deprecated British spelling of :func:`normalized_auc` (one release).
+
+    Examples::
+
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     normalised_auc(torch.tensor([[1.0, 0.0]])).item()
+        0.5
+    """
+    warn_external(
+        "`normalised_auc` is deprecated and will be removed in the next release; use "
+        "`normalized_auc`",
+        DeprecationWarning,
+    )
+    return normalized_auc(scores, fractions)
+
+
 @dataclass
 class PerturbationCurve:
     """A deletion or insertion curve for a batch of images.
 
     Attributes:
         fractions (Tensor): (S,) float64, fraction of pixels removed (deletion) or inserted
-            (insertion) at each step, from 0 to 1.
-        scores (Tensor): (B, S) float64, the target's score (probability by default) per step.
+            (insertion) at each step.
+        scores (Tensor): (B, S) float64, the target's score (probability by default) per step;
+            NaN rows for images whose map holds a NaN or an inf.
     """
 
     fractions: Tensor
@@ -308,8 +359,8 @@ class PerturbationCurve:
 
     @property
     def auc(self) -> Tensor:
-        """(B,) normalised area under each image's curve (trapezoid rule)."""
-        return normalised_auc(self.scores, self.fractions)
+        """(B,) normalized area under each image's curve over the fraction of pixels (trapezoid)."""
+        return normalized_auc(self.scores, self.fractions)
 
 
 def _step_counts(num_pixels: int, pixels_per_step: Optional[int], width: int, device: torch.device) -> Tensor:
@@ -321,31 +372,85 @@ def _step_counts(num_pixels: int, pixels_per_step: Optional[int], width: int, de
     return (torch.arange(steps + 1, device=device) * step).clamp_(max=num_pixels)
 
 
+def _fraction_counts(fractions: Any, num_pixels: int, device: torch.device) -> Tensor:
+    """Pixel counts ``round(f * num_pixels)`` of a schedule of fractions, validated."""
+    if isinstance(fractions, Tensor):
+        fractions = fractions.tolist()
+    if isinstance(fractions, (int, float)) and not isinstance(fractions, bool):
+        fractions = [fractions]
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence):
+        raise TypeError(f"`fractions` must be a sequence of numbers, got {type(fractions).__name__}")
+    if len(fractions) == 0:
+        raise ValueError("`fractions` must not be empty")
+    counts = []
+    for f in fractions:
+        if isinstance(f, bool) or not isinstance(f, (int, float)):
+            raise TypeError(f"`fractions` must hold numbers, got {type(f).__name__}")
+        if not 0 <= f <= 1:  # also refuses NaN
+            raise ValueError(f"`fractions` must lie in [0, 1], got {f}")
+        counts.append(int(math.floor(f * num_pixels + 0.5)))
+    return torch.tensor(counts, device=device)
+
+
+def _curve_counts(
+    num_pixels: int, width: int, pixels_per_step: Optional[int], fractions: Optional[Sequence[float]],
+    device: torch.device,
+) -> Tensor:
+    if fractions is None:
+        return _step_counts(num_pixels, pixels_per_step, width, device)
+    if pixels_per_step is not None:
+        raise ValueError("pass either `pixels_per_step` or `fractions`, not both")
+    counts = _fraction_counts(fractions, num_pixels, device)
+    if counts.numel() < 2 or not bool((counts[1:] > counts[:-1]).all()):
+        raise ValueError(
+            f"`fractions` must be increasing with at least 2 entries and give different pixel counts "
+            f"on an image of {num_pixels} pixels, got counts {counts.tolist()}"
+        )
+    return counts
+
+
+def _inpainter_and_rows(inpainter: Any, max_examples_per_batch: Any, kwargs: dict) -> Tuple[Filler, int]:
+    """Apply the deprecations (``filler`` -> ``inpainter``, ``batch_size`` -> ``max_examples_per_batch``)."""
+    inpainter = deprecated_kwarg(kwargs, "filler", "inpainter", inpainter, 0.0)
+    max_rows = deprecated_kwarg(kwargs, "batch_size", "max_examples_per_batch", max_examples_per_batch, 64)
+    if kwargs:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
+    check_int_at_least("max_examples_per_batch", max_rows, 1)
+    return resolve_inpainter(inpainter), max_rows
+
+
 def _curve(
     insert: bool,
     forward_func: Callable,
     inputs: Tensor,
     attributions: Tensor,
-    target: TargetLike,
-    filler: FillerLike,
+    target: TargetType,
+    inpainter: Filler,
     pixels_per_step: Optional[int],
-    batch_size: int,
+    fractions: Optional[Sequence[float]],
+    max_rows: int,
     softmax: bool,
     abs: bool,
     reduce: str,
     additional_forward_args: Any,
     tie_seed: int,
 ) -> PerturbationCurve:
-    _check_forward_inputs(inputs, batch_size)
-    fill = resolve_filler(filler)
-    scores = _pixel_scores(attributions, inputs, abs, reduce)
-    counts = _step_counts(scores.shape[1], pixels_per_step, inputs.shape[-1], inputs.device)
-    target_t = _resolve_target(forward_func, inputs, target, batch_size, additional_forward_args)
-    ranks = pixel_ranks(scores, descending=True, tie_seed=tie_seed)
-    values = _perturbed_scores(
-        forward_func, inputs, ranks, counts, insert, fill, target_t, softmax, batch_size, additional_forward_args
-    )
-    return PerturbationCurve(counts.to(torch.float64) / scores.shape[1], values)
+    check_image_batch("inputs", inputs)
+    scores, bad = _pixel_scores(attributions, inputs, abs, reduce)
+    num_pixels = scores.shape[1]
+    counts = _curve_counts(num_pixels, inputs.shape[-1], pixels_per_step, fractions, inputs.device)
+    x = counts.to(torch.float64) / num_pixels
+    if inputs.shape[0] == 0:
+        check_target(target, 0)
+        return PerturbationCurve(x, torch.zeros(0, counts.numel(), dtype=torch.float64, device=inputs.device))
+    with model_guard(forward_func):
+        target_t = _resolve_target(forward_func, inputs, target, max_rows, additional_forward_args)
+        ranks = pixel_ranks(scores, descending=True, tie_seed=tie_seed)
+        values = _perturbed_scores(
+            forward_func, inputs, ranks, counts, insert, _row_fill(inpainter), target_t, softmax, max_rows,
+            additional_forward_args,
+        )
+    return PerturbationCurve(x, values.masked_fill(bad[:, None], math.nan))
 
 
 _CURVE_ARGS = """
@@ -355,20 +460,25 @@ _CURVE_ARGS = """
         inputs (Tensor): images (B, C, H, W).
         attributions (Tensor): maps (B, C, H, W), (B, 1, H, W) or (B, H, W); channels are
             reduced to one score per pixel (all channels of a pixel go together).
-        target (int, sequence or Tensor, optional): class per image; default: the model's
-            prediction on ``inputs``.
-        filler (number, Tensor, str or callable): what replaces removed pixels (see the module
-            docstring). Default: ``0.0``.
+        target (int, list or Tensor, optional): class per image (Captum's rules); default: the
+            model's prediction on ``inputs``.
+        inpainter (number, Tensor, str, Inpainter or callable): what replaces removed pixels
+            (see the module docstring). Default: ``0.0``. (Old name ``filler``, deprecated.)
         pixels_per_step (int, optional): pixels per step; default: the image width (RISE: 224
             for 224 x 224 images). The last step may be partial.
-        batch_size (int): perturbed images per forward. Default 64.
+        max_examples_per_batch (int): perturbed images per forward. Default 64. (Old name
+            ``batch_size``, deprecated.)
         softmax (bool): apply a softmax to the outputs (False for a model that already returns
             probabilities, or to score logits). Default True.
         abs (bool): rank by ``|attribution|``. Default False.
         reduce (str): ``"sum"``, ``"max"`` or ``"mean"`` over channels. Default ``"sum"``.
         additional_forward_args (any, optional): extra arguments of ``forward_func``; tensors
-            with the batch size as first dimension follow their image.
+            with a first dimension have one row per image and follow it.
         tie_seed (int): seed of the tie-breaking permutation. Default 0.
+        fractions (sequence of float, optional): instead of ``pixels_per_step``, the fractions
+            of the pixels removed (inserted) at each step, increasing in [0, 1], e.g.
+            :data:`SMALL_OBJECT_FRACTIONS`; each is rounded to a pixel count, which must differ
+            from step to step. The AUC is over these fractions (normalized by their range).
 """
 
 
@@ -377,17 +487,20 @@ def deletion_curve(
     forward_func: Callable,
     inputs: Tensor,
     attributions: Tensor,
-    target: TargetLike = None,
-    filler: FillerLike = 0.0,
+    target: TargetType = None,
+    inpainter: InpainterLike = 0.0,
     pixels_per_step: Optional[int] = None,
-    batch_size: int = 64,
+    max_examples_per_batch: int = 64,
     softmax: bool = True,
     abs: bool = False,
     reduce: str = "sum",
     additional_forward_args: Any = None,
     tie_seed: int = 0,
+    fractions: Optional[Sequence[float]] = None,
+    **kwargs: Any,
 ) -> PerturbationCurve:
-    return _curve(False, forward_func, inputs, attributions, target, filler, pixels_per_step, batch_size,
+    fill, max_rows = _inpainter_and_rows(inpainter, max_examples_per_batch, kwargs)
+    return _curve(False, forward_func, inputs, attributions, target, fill, pixels_per_step, fractions, max_rows,
                   softmax, abs, reduce, additional_forward_args, tie_seed)
 
 
@@ -396,26 +509,30 @@ def insertion_curve(
     forward_func: Callable,
     inputs: Tensor,
     attributions: Tensor,
-    target: TargetLike = None,
-    filler: FillerLike = 0.0,
+    target: TargetType = None,
+    inpainter: InpainterLike = 0.0,
     pixels_per_step: Optional[int] = None,
-    batch_size: int = 64,
+    max_examples_per_batch: int = 64,
     softmax: bool = True,
     abs: bool = False,
     reduce: str = "sum",
     additional_forward_args: Any = None,
     tie_seed: int = 0,
+    fractions: Optional[Sequence[float]] = None,
+    **kwargs: Any,
 ) -> PerturbationCurve:
-    return _curve(True, forward_func, inputs, attributions, target, filler, pixels_per_step, batch_size,
+    fill, max_rows = _inpainter_and_rows(inpainter, max_examples_per_batch, kwargs)
+    return _curve(True, forward_func, inputs, attributions, target, fill, pixels_per_step, fractions, max_rows,
                   softmax, abs, reduce, additional_forward_args, tie_seed)
 
 
 deletion_curve.__doc__ = (
     """Deletion curve (RISE): remove the most important pixels first, record the target's score.
 
-    Step ``s`` removes the ``s * pixels_per_step`` top-ranked pixels (all channels) and fills
-    them with ``filler``; step 0 is the clean image and the last step removes every pixel.
-    A faithful map makes the score fall fast: a lower ``auc`` is better.
+    Step ``s`` removes the ``s * pixels_per_step`` top-ranked pixels (all channels), or the
+    ``fractions[s]`` top-ranked fraction, and fills them with ``inpainter``; with the default
+    schedule step 0 is the clean image and the last step removes every pixel. A faithful map
+    makes the score fall fast: a lower ``auc`` is better.
 """
     + _CURVE_ARGS
     + """
@@ -431,15 +548,19 @@ deletion_curve.__doc__ = (
         ...                        pixels_per_step=1)
         >>> curve.scores.tolist(), curve.fractions.tolist()
         ([[10.0, 6.0, 3.0, 1.0, 0.0]], [0.0, 0.25, 0.5, 0.75, 1.0])
+        >>> deletion_curve(net, x, net[1].weight.view(1, 1, 2, 2), target=0, softmax=False,
+        ...                fractions=[0.0, 0.5, 1.0]).scores.tolist()
+        [[10.0, 3.0, 0.0]]
 """
 )
 
 insertion_curve.__doc__ = (
     """Insertion curve (RISE): start from the filled image, put the most important pixels back first.
 
-    At step ``s`` the ``s * pixels_per_step`` top-ranked pixels hold their original values and
-    every other pixel is filled by ``filler`` (an inpainter fills them from the inserted ones).
-    A faithful map makes the score rise fast: a higher ``auc`` is better.
+    At step ``s`` the ``s * pixels_per_step`` (or ``fractions[s]``) top-ranked pixels hold their
+    original values and every other pixel is filled by ``inpainter`` (an inpainter fills them
+    from the inserted ones). A faithful map makes the score rise fast: a higher ``auc`` is
+    better.
 """
     + _CURVE_ARGS
     + """
@@ -464,19 +585,21 @@ def insertion_minus_deletion(
     forward_func: Callable,
     inputs: Tensor,
     attributions: Tensor,
-    target: TargetLike = None,
-    filler: FillerLike = 0.0,
+    target: TargetType = None,
+    inpainter: InpainterLike = 0.0,
     pixels_per_step: Optional[int] = None,
-    batch_size: int = 64,
+    max_examples_per_batch: int = 64,
     softmax: bool = True,
     abs: bool = False,
     reduce: str = "sum",
     additional_forward_args: Any = None,
     tie_seed: int = 0,
+    fractions: Optional[Sequence[float]] = None,
+    **kwargs: Any,
 ) -> Tensor:
     """Insertion AUC minus deletion AUC per image (as NeFLAG reports it): higher is better.
 
-    Both curves use the same ranking, filler and steps; see :func:`deletion_curve` for the
+    Both curves use the same ranking, inpainter and steps; see :func:`deletion_curve` for the
     arguments.
 
     Returns:
@@ -491,26 +614,10 @@ def insertion_minus_deletion(
         ...                          softmax=False, pixels_per_step=1).item()
         2.5
     """
-    common = (forward_func, inputs, attributions, target, filler, pixels_per_step, batch_size, softmax, abs,
-              reduce, additional_forward_args, tie_seed)
+    fill, max_rows = _inpainter_and_rows(inpainter, max_examples_per_batch, kwargs)
+    common = (forward_func, inputs, attributions, target, fill, pixels_per_step, fractions, max_rows, softmax,
+              abs, reduce, additional_forward_args, tie_seed)
     return _curve(True, *common).auc - _curve(False, *common).auc
-
-
-def _fraction_counts(fractions: Sequence[float], num_pixels: int, device: torch.device) -> Tensor:
-    if isinstance(fractions, Tensor):
-        fractions = fractions.tolist()
-    if isinstance(fractions, (int, float)):
-        fractions = [fractions]
-    if len(fractions) == 0:
-        raise ValueError("`fractions` must not be empty")
-    counts = []
-    for f in fractions:
-        if isinstance(f, bool) or not isinstance(f, (int, float)):
-            raise TypeError(f"`fractions` must hold numbers, got {type(f).__name__}")
-        if not 0 <= f <= 1:
-            raise ValueError(f"`fractions` must lie in [0, 1], got {f}")
-        counts.append(int(math.floor(f * num_pixels + 0.5)))
-    return torch.tensor(counts, device=device)
 
 
 @log_usage()
@@ -518,33 +625,37 @@ def pixel_perturbation(
     forward_func: Callable,
     inputs: Tensor,
     attributions: Tensor,
-    target: TargetLike = None,
+    target: TargetType = None,
     fractions: Sequence[float] = tuple(k / 100 for k in range(1, 11)),
     order: str = "morf",
-    filler: FillerLike = 0.0,
-    batch_size: int = 64,
+    inpainter: InpainterLike = 0.0,
+    max_examples_per_batch: int = 64,
     softmax: bool = True,
     abs: bool = False,
     reduce: str = "max",
     additional_forward_args: Any = None,
     tie_seed: int = 0,
+    **kwargs: Any,
 ) -> Tensor:
     """MoRF / LeRF pixel perturbation: ``|p_c(x) - p_c(x')| / p_c(x)`` after removing a fraction.
 
     ``x'`` is ``x`` with the ``round(f * H * W)`` most (``"morf"``) or least (``"lerf"``)
-    important pixels filled by ``filler``. MoRF: higher is better (the map found what matters);
-    LeRF: lower is better (what it calls unimportant is). Multiply by 100 for the paper's percent.
+    important pixels filled by ``inpainter``. MoRF: higher is better (the map found what
+    matters); LeRF: lower is better (what it calls unimportant is). Multiply by 100 for the
+    paper's percent.
 
     Args:
         forward_func (callable): the model, returning (n, classes) scores.
         inputs (Tensor): images (B, C, H, W).
         attributions (Tensor): maps (B, C, H, W), (B, 1, H, W) or (B, H, W).
-        target (int, sequence or Tensor, optional): class per image; default: the prediction.
+        target (int, list or Tensor, optional): class per image; default: the prediction.
         fractions (sequence of float): fractions of pixels to remove, each in [0, 1].
             Default 0.01, 0.02, ..., 0.10 (the pathway paper).
         order (str): ``"morf"`` (most relevant first) or ``"lerf"``. Default ``"morf"``.
-        filler (number, Tensor, str or callable): what replaces removed pixels. Default ``0.0``.
-        batch_size (int): perturbed images per forward. Default 64.
+        inpainter (number, Tensor, str, Inpainter or callable): what replaces removed pixels.
+            Default ``0.0``. (Old name ``filler``, deprecated.)
+        max_examples_per_batch (int): perturbed images per forward. Default 64. (Old name
+            ``batch_size``, deprecated.)
         softmax (bool): apply a softmax to the outputs. Default True.
         abs (bool): rank by ``|attribution|``. Default False.
         reduce (str): ``"max"`` (the pathway paper's channel max), ``"sum"`` or ``"mean"``.
@@ -552,7 +663,8 @@ def pixel_perturbation(
         tie_seed (int): seed of the tie-breaking permutation. Default 0.
 
     Returns:
-        Tensor: (B, len(fractions)) float64; NaN where ``p_c(x) = 0``.
+        Tensor: (B, len(fractions)) float64; NaN where ``p_c(x) = 0`` and for images whose
+        map holds a NaN or an inf.
 
     Examples::
 
@@ -564,18 +676,22 @@ def pixel_perturbation(
         >>> pixel_perturbation(net, x, a, target=0, fractions=[0.25], order="lerf", softmax=False).tolist()
         [[0.1]]
     """
-    if order not in ("morf", "lerf"):
-        raise ValueError(f"`order` must be 'morf' or 'lerf', got {order!r}")
-    _check_forward_inputs(inputs, batch_size)
-    fill = resolve_filler(filler)
-    scores = _pixel_scores(attributions, inputs, abs, reduce)
+    fill, max_rows = _inpainter_and_rows(inpainter, max_examples_per_batch, kwargs)
+    check_choice("order", order, ("morf", "lerf"))
+    check_image_batch("inputs", inputs)
+    scores, bad = _pixel_scores(attributions, inputs, abs, reduce)
     counts = _fraction_counts(fractions, scores.shape[1], inputs.device)
+    if inputs.shape[0] == 0:
+        check_target(target, 0)
+        return torch.zeros(0, counts.numel(), dtype=torch.float64, device=inputs.device)
     counts = torch.cat([counts.new_zeros(1), counts])  # step 0: the clean image
-    target_t = _resolve_target(forward_func, inputs, target, batch_size, additional_forward_args)
-    ranks = pixel_ranks(scores, descending=order == "morf", tie_seed=tie_seed)
-    values = _perturbed_scores(
-        forward_func, inputs, ranks, counts, False, fill, target_t, softmax, batch_size, additional_forward_args
-    )
+    with model_guard(forward_func):
+        target_t = _resolve_target(forward_func, inputs, target, max_rows, additional_forward_args)
+        ranks = pixel_ranks(scores, descending=order == "morf", tie_seed=tie_seed)
+        values = _perturbed_scores(
+            forward_func, inputs, ranks, counts, False, _row_fill(fill), target_t, softmax, max_rows,
+            additional_forward_args,
+        )
     clean = values[:, :1]
     change = (clean - values[:, 1:]).abs() / clean
-    return change.masked_fill(clean == 0, math.nan)
+    return change.masked_fill((clean == 0) | bad[:, None], math.nan)

@@ -3,29 +3,31 @@
 Also MoRF and LeRF (not computed by default: ``--metrics morf lerf``), each the mean over
 removing 1, 2, ..., 10 % of the pixels of ``|p_c(x) - p_c(x')| / p_c(x)``.
 
-Options read from ``MetricContext.options`` (the CLI sets ``filler``):
+Options read from ``MetricContext.options`` (the CLI sets ``inpainter``; the old key ``filler``
+is still read):
 
-- ``filler``: a number, an inpainter name or a callable (see
-  :mod:`captum_ext.metrics.perturbation`); default :func:`default_filler`, i.e. harmonic
-  inpainting when :mod:`captum_ext.inpaint` is available, else a constant 0 (black);
+- ``inpainter``: a number, an inpainter name or a callable (see
+  :mod:`captum_ext.metrics.perturbation`); default :func:`default_inpainter`, harmonic
+  inpainting;
 - ``perturbation_steps``: steps of the deletion / insertion curves; default 16 (256 pixels per
   step on 64 x 64 images; RISE's one row per step would be 64 steps, 4x the cost);
-- ``perturbation_batch_size``: perturbed images per forward; default 256;
+- ``perturbation_batch_size``: perturbed images per forward (``max_examples_per_batch``);
+  default 256;
 - ``abs``: rank pixels by ``|attribution|`` (the benchmark's default, True).
 """
 
 import math
-from typing import Dict
+from typing import Any, Dict
 
 from torch import Tensor
 
 from captum_ext.benchmark.registry import MetricContext, MetricSpec, register_metric
+from captum_ext.inpaint.registry import resolve_inpainter
 from captum_ext.metrics.perturbation import (
-    FillerLike,
+    InpainterLike,
     deletion_curve,
     insertion_curve,
     pixel_perturbation,
-    resolve_filler,
 )
 
 #: Steps of the benchmark's deletion and insertion curves.
@@ -34,18 +36,18 @@ DEFAULT_STEPS = 16
 DEFAULT_BATCH_SIZE = 256
 
 
-def default_filler() -> FillerLike:
-    """``"harmonic"`` when :mod:`captum_ext.inpaint` provides ``get_inpainter``, else ``0.0``."""
-    try:
-        from captum_ext.inpaint import get_inpainter  # noqa: F401
-    except ImportError:  # pragma: no cover - depends on which branches are merged
-        return 0.0
+def default_inpainter() -> InpainterLike:
+    """The benchmark's default fill of removed pixels: ``"harmonic"`` inpainting."""
     return "harmonic"
 
 
-def _settings(context: MetricContext) -> Dict[str, object]:
-    options = context.options
-    filler = options.get("filler")
+#: Deprecated name of :func:`default_inpainter`.
+default_filler = default_inpainter
+
+
+def _settings(context: MetricContext) -> Dict[str, Any]:
+    options: Dict[str, Any] = dict(context.options)
+    inpainter = options.get("inpainter", options.get("filler"))
     num_pixels = context.inputs.shape[-1] * context.inputs.shape[-2]
     steps = int(options.get("perturbation_steps", DEFAULT_STEPS))
     return dict(
@@ -53,8 +55,8 @@ def _settings(context: MetricContext) -> Dict[str, object]:
         inputs=context.inputs,
         attributions=context.attributions,
         target=context.target,
-        filler=resolve_filler(default_filler() if filler is None else filler),
-        batch_size=int(options.get("perturbation_batch_size", DEFAULT_BATCH_SIZE)),
+        inpainter=resolve_inpainter(default_inpainter() if inpainter is None else inpainter),
+        max_examples_per_batch=int(options.get("perturbation_batch_size", DEFAULT_BATCH_SIZE)),
         abs=bool(options.get("abs", True)),
         pixels_per_step=max(1, math.ceil(num_pixels / steps)),
     )
@@ -103,5 +105,5 @@ register_metric(MetricSpec("insertion_minus_deletion", insertion_minus_deletion)
 register_metric(MetricSpec("morf", morf, default=False))
 register_metric(MetricSpec("lerf", lerf, lower_is_better=True, default=False))
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_STEPS", "default_filler", "deletion", "insertion",
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_STEPS", "default_filler", "default_inpainter", "deletion", "insertion",
            "insertion_minus_deletion", "lerf", "morf"]
