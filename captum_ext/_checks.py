@@ -321,7 +321,8 @@ def nonfinite_rows(*tensors: Tensor) -> Tensor:
     bad: Optional[Tensor] = None
     for tensor in tensors:
         if tensor.is_floating_point():
-            rows = ~torch.isfinite(tensor.reshape(tensor.shape[0], -1)).all(dim=1)
+            flat = tensor.reshape(tensor.shape[0], math.prod(tensor.shape[1:]))
+            rows = ~torch.isfinite(flat).all(dim=1)
         else:
             rows = torch.zeros(tensor.shape[0], dtype=torch.bool, device=tensor.device)
         bad = rows if bad is None else bad | rows.to(bad.device)

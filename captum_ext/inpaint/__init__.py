@@ -21,6 +21,7 @@ from captum_ext.inpaint.inpainters import (
     PullPushInpainter,
 )
 from captum_ext.inpaint.learned import LearnedInpainter
+from captum_ext.inpaint.linear import NoisyLinearInpainter
 from captum_ext.inpaint.registry import get_inpainter, inpainter_names, resolve_inpainter
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "HarmonicInpainter",
     "Inpainter",
     "LearnedInpainter",
+    "NoisyLinearInpainter",
     "MeanInpainter",
     "NoiseInpainter",
     "OpenCVInpainter",

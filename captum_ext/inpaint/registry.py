@@ -17,6 +17,7 @@ from captum_ext.inpaint.inpainters import (
     OpenCVInpainter,
     PullPushInpainter,
 )
+from captum_ext.inpaint.linear import NoisyLinearInpainter
 
 #: What ``inpainter=`` accepts: a registered name, a number or tensor (a constant), an
 #: :class:`~captum_ext.inpaint.Inpainter` or a callable ``inpaint(images, holes)``.
@@ -32,7 +33,7 @@ _FACTORIES: Dict[str, Callable[..., Callable]] = {
     "telea": lambda **kw: OpenCVInpainter("telea", **kw),
     "ns": lambda **kw: OpenCVInpainter("ns", **kw),
     "biharmonic": BiharmonicInpainter,
-    "linear": lambda **kw: __import__("captum_ext.inpaint.linear", fromlist=["_"]).NoisyLinearInpainter(**kw),
+    "linear": NoisyLinearInpainter,
 }
 
 
