@@ -877,6 +877,26 @@ API["captum_ext.propagate:window_offsets"] = {
 
 # --- data ------------------------------------------------------------------------------------
 
+
+def no_training(call: Callable[[], Any]) -> Callable[[], Any]:
+    """Run ``call`` with the classifier's training loop replaced by an error (never train in a test).
+
+    A bad recipe must be refused before training starts; today's code would train for minutes.
+    """
+
+    def run() -> Any:
+        from unittest import mock
+
+        import captum_ext.data.classifier as C
+
+        def refuse(*_: Any, **__: Any) -> Any:
+            raise RuntimeError("would start training (the recipe was not validated first)")
+
+        with mock.patch.object(C, "make_stamped_batch", refuse):
+            return call()
+    return run
+
+
 for _name in ("DEFAULT_RECIPE", "GLYPH_NAMES", "PHOTO_NAMES"):
     API[f"captum_ext.data:{_name}"] = na_all(CONSTANT)
 API["captum_ext.data:StampedBatch"] = na_all(RECORD)
@@ -933,19 +953,19 @@ API["captum_ext.data:stamp_recall"] = {
     "model_state": model_state_cases(lambda m: D.stamp_recall(m, images(2), torch.tensor([0, 1]), 2)),
 }
 API["captum_ext.data:load_stamp_classifier"] = {
-    "nan": [raises("recipe_lr_nan", lambda: D.load_stamp_classifier(recipe={**D.DEFAULT_RECIPE, "lr": float("nan")},
-                                                                    progress=False), "lr|recipe")],
+    "nan": [raises("recipe_lr_nan", no_training(lambda: D.load_stamp_classifier(recipe={**D.DEFAULT_RECIPE, "lr": float("nan")},
+                                                                    progress=False)), "lr|recipe")],
     "empty": "loads one model", "shapes": "loads one model",
-    "params": [raises("recipe_unknown_key", lambda: D.load_stamp_classifier(recipe={"bogus": 1}, progress=False),
+    "params": [raises("recipe_unknown_key", no_training(lambda: D.load_stamp_classifier(recipe={"bogus": 1}, progress=False)),
                       "recipe|bogus"),
-               raises("device='bogus'", lambda: D.load_stamp_classifier(device="bogus", progress=False), "device")],
+               raises("device='bogus'", no_training(lambda: D.load_stamp_classifier(device="bogus", progress=False)), "device")],
     "targets": NO_TARGET, "model_state": "returns a fresh model",
 }
 API["captum_ext.data:train_stamp_classifier"] = {
-    "nan": [raises("recipe_lr_nan", lambda: D.train_stamp_classifier(recipe={**D.DEFAULT_RECIPE, "lr": float("nan")}),
+    "nan": [raises("recipe_lr_nan", no_training(lambda: D.train_stamp_classifier(recipe={**D.DEFAULT_RECIPE, "lr": float("nan")})),
                    "lr|recipe")],
     "empty": "trains one model", "shapes": "trains one model",
-    "params": [raises("recipe_unknown_key", lambda: D.train_stamp_classifier(recipe={"bogus": 1}), "recipe|bogus")],
+    "params": [raises("recipe_unknown_key", no_training(lambda: D.train_stamp_classifier(recipe={"bogus": 1})), "recipe|bogus")],
     "targets": NO_TARGET, "model_state": "returns a fresh model; restores the global RNG (tests/test_classifier.py)",
 }
 
@@ -959,13 +979,22 @@ def cli(*argv: str) -> Any:
 
     from captum_ext.benchmark.cli import main
 
+    import tempfile
+
+    args = list(argv)
+    if "--out" not in args:  # never write into the working directory
+        args += ["--out", tempfile.mkdtemp(prefix="captum_ext_cli_")]
     err = io.StringIO()
     code: Any = None
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main(list(argv))
-        except SystemExit as e:
-            code = e.code
+
+    def run() -> Any:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                return main(args)
+            except SystemExit as e:
+                return e.code
+
+    code = no_training(run)()
     return code, err.getvalue()
 
 
