@@ -109,6 +109,8 @@ SAMPLED = {
 #: image entries: a feature mask of 5x5 cells for the perturbation methods (ours and Captum's
 #: alike), so that ShapleyValueSampling evaluates 4 features instead of 100 pixels.
 IMAGE_CELL = 5
+#: samples / permutations of ShapleyValueSampling, Lime and KernelShap on the image entries
+IMAGE_SAMPLES = 5
 
 
 def _is_image(args: Dict[str, Any]) -> bool:
@@ -186,6 +188,7 @@ def _constant_of(args: Dict[str, Any]) -> Any:
     return b if not isinstance(b, tuple) else b[0]
 
 
+SAMPLING_BASES = (ShapleyValueSampling, Lime, KernelShap)
 PERTURBATION_KEYS = ("inputs", "baselines", "target", "additional_forward_args", "feature_mask",
                      "perturbations_per_eval", "n_samples", "sliding_window_shapes", "strides")
 
@@ -202,7 +205,21 @@ def _perturbation_kwargs(args: Dict[str, Any]) -> Dict[str, Any]:
     kw = _pick(args, *PERTURBATION_KEYS)
     if _is_image(args) and "sliding_window_shapes" not in args:
         kw["feature_mask"] = _cell_mask(args["inputs"])
+        kw.setdefault("n_samples", IMAGE_SAMPLES)
     return kw
+
+
+def _no_samples_kwargs(args: Dict[str, Any]) -> Dict[str, Any]:
+    kw = _perturbation_kwargs(args)
+    if "n_samples" not in args:
+        kw.pop("n_samples", None)
+    return kw
+
+
+def _lime_with_binary_kernel(model: nn.Module) -> Any:
+    from captum_ext.attr import binary_cosine_similarity
+
+    return Lime(model, similarity_func=binary_cosine_similarity())
 
 
 def _iprop_fa_kwargs(args: Dict[str, Any]) -> Dict[str, Any]:
@@ -252,9 +269,14 @@ def _variants() -> List[Variant]:
         def const_build(m: nn.Module, a: Dict[str, Any], ours: type = ours) -> Any:
             return ours(m, inpainter=ConstantInpainter(_constant_of(a)))
 
-        out.append(Variant(f"{ours.__name__}-constant", const_build, _perturbation_kwargs, beside=(base,),
-                           random=random, oracle=base, oracle_kwargs=_perturbation_kwargs))
-        out.append(Variant(f"{ours.__name__}-default", lambda m, a, ours=ours: ours(m), _perturbation_kwargs,
+        kwargs = _perturbation_kwargs if base in SAMPLING_BASES else _no_samples_kwargs
+        oracle: Callable[[nn.Module], Any] = base
+        if base is Lime:
+            # InpaintingLime's one documented difference: LIME's image kernel on the binary sample
+            oracle = _lime_with_binary_kernel
+        out.append(Variant(f"{ours.__name__}-constant", const_build, kwargs, beside=(base,),
+                           random=random, oracle=oracle, oracle_kwargs=kwargs))
+        out.append(Variant(f"{ours.__name__}-default", lambda m, a, ours=ours: ours(m), kwargs,
                            beside=(base,), random=random))
     for base_name, base in (("Saliency", Saliency), ("IG", IntegratedGradients), ("FeatureAblation", FeatureAblation)):
         def iprop_build(m: nn.Module, a: Dict[str, Any], base: type = base) -> Any:
@@ -273,7 +295,40 @@ VARIANTS = _variants()
 # Known defects: (check, variant name or "*", entry name or "*") -> reason naming the branch
 # --------------------------------------------------------------------------------------------
 
-KNOWN_DEFECTS: Dict[Tuple[str, str, str], str] = {}
+KNOWN_DEFECTS: Dict[Tuple[str, str, str], str] = {
+    ("oracle", "InpaintingLime-constant", "basic_multiple_tuple_target_with_baselines"):
+        "per-example baselines (B, ...) not split per example in InpaintingLime (attr/inpainting.py); "
+        "fixed on branch inpaint",
+    ("oracle", "InpaintingKernelShap-constant", "basic_multiple_tuple_target_with_baselines"):
+        "per-example baselines (B, ...) not split per example in InpaintingKernelShap (attr/inpainting.py); "
+        "fixed on branch inpaint",
+    ("future", "InpaintingFeatureAblation-default", "conv_with_perturbations_per_eval"):
+        "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
+        "fixed on branch inpaint",
+    ("future", "InpaintingShapleyValueSampling-default", "conv_with_perturbations_per_eval"):
+        "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
+        "fixed on branch inpaint",
+    ("targets", "MeaningfulPerturbation", "conv_occlusion_with_perturbations_per_eval"):
+        "MeaningfulPerturbation batched != one at a time (max |diff| 3e-3 on this entry's model) "
+        "(attr/meaningful_perturbation.py); owner: branch neflag-mp",
+    ("sparse", f"PrunedIG-s{PRUNE_SPARSITY}", "conv_with_perturbations_per_eval"):
+        "sparsity 0.25 leaves an all-zero map where IntegratedGradients' map is non-zero: when the Taylor "
+        "scores tie (all 0 on this model) more than `sparsity` of the units are pruned "
+        "(attr/pathway.py); owner: branch pathway",
+    ("targets", f"PrunedDeepLiftShap-s{PRUNE_SPARSITY}", "basic_multiple_target_dl_shap"):
+        "PrunedAttribution(DeepLiftShap) applies one sample's pathway to another sample's rows "
+        "(attr/pathway_gradient.py); fixed on branch pathway",
+}
+
+
+#: NeFLAG's random directions: the entries where batch composition changes the map (on the
+#: image entries every direction gives the same zero map: the model's gradient is 0 there)
+for _name in ("basic_single_target", "basic_multi_input", "basic_multi_target", "basic_multi_input_multi_target",
+              "basic_multiple_tuple_target", "basic_tensor_single_target", "basic_tensor_multi_target",
+              "basic_multi_input_multi_target_nt"):
+    KNOWN_DEFECTS[("targets", "NeFLAG-random", _name)] = (
+        "NeFLAG draws random directions per batch row, so an example's map depends on the batch "
+        "(attr/neflag.py); fixed on branch neflag-mp")
 
 
 def _defect(check: str, variant: str, entry: str) -> Optional[str]:
@@ -431,14 +486,22 @@ class ErrorModule(nn.Module):
         raise AssertionError("Raising error on execution")
 
 
-def _replace_first_leaf(model: nn.Module, kinds: Tuple[type, ...] = (nn.ReLU,)) -> str:
-    """Replace the first ReLU (else the first leaf module that is called) by ``ErrorModule``."""
-    for name, m in model.named_modules():
-        if isinstance(m, kinds):
-            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-            setattr(parent, name.rpartition(".")[2], ErrorModule())
-            return name
-    raise AssertionError("no ReLU module to replace")
+def _replace_called_relu(model: nn.Module, args: Dict[str, Any]) -> str:
+    """Replace the first ReLU module that a forward pass calls by ``ErrorModule``."""
+    called: List[str] = []
+    handles = [m.register_forward_hook(lambda mod, i, o, name=name: called.append(name))
+               for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    extra = args.get("additional_forward_args")
+    extra = () if extra is None else (extra if isinstance(extra, tuple) else (extra,))
+    with torch.no_grad():
+        model(*_as_tuple(args["inputs"]), *extra)
+    for h in handles:
+        h.remove()
+    assert called, "the model calls no ReLU module"
+    name = called[0]
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    setattr(parent, name.rpartition(".")[2], ErrorModule())
+    return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,11 +512,14 @@ def _replace_first_leaf(model: nn.Module, kinds: Tuple[type, ...] = (nn.ReLU,)) 
 @pytest.mark.parametrize("cfg, v", _cases("targets"))
 def test_targets(cfg: Dict[str, Any], v: Optional[Variant]) -> None:
     v = _skip_if_none(v)
-    args = cfg["attribute_args"]
-    if "target" not in args or not isinstance(args["target"], (list, Tensor)):
-        # Captum's test_targets walks only list / tensor targets; an int target is walked here
-        # too (broadcast to every example), the same rule.
-        pass
+    if any(b in (Lime, KernelShap) for b in v.beside):
+        pytest.skip("Captum's own Lime / KernelShap fail batched == one at a time on this entry (each example's "
+                    "samples are drawn in sequence from the global RNG; see test_captum_sampling_is_sequential); "
+                    "ours are held to Captum's numbers by test_reduces_to_captum instead")
+    _targets_check(cfg, v)
+
+
+def _targets_check(cfg: Dict[str, Any], v: Variant) -> None:
     model, args = _fresh(cfg)
     method = v.build(model, args)
     batched = _run(method, v, cfg, args)
@@ -484,7 +550,7 @@ def test_hook_removal(cfg: Dict[str, Any], v: Optional[Variant], mode: str) -> N
     v = _skip_if_none(v)
     model, args = _fresh(cfg)
     if mode == "invalid_module":
-        _replace_first_leaf(model)
+        _replace_called_relu(model, args)
     before = _state(model)
     method = v.build(model, args)
     if mode == "incorrect_target":
@@ -647,5 +713,18 @@ def test_attribute_future(cfg: Dict[str, Any], v: Optional[Variant]) -> None:
 def test_sparse_maps_are_not_zero(cfg: Dict[str, Any], v: Optional[Variant]) -> None:
     v = _skip_if_none(v)
     model, args = _fresh(cfg)
+    dense = next(w for w in VARIANTS if w.oracle is not None and w.beside == v.beside and w.hook_based)
+    if not any(bool((t != 0).any()) for t in _as_tuple(_run(dense.build(model, args), dense, cfg, args))):
+        pytest.skip("the wrapped Captum method's map is zero on this entry (the model's outputs are all equal), "
+                    "so pruning cannot leave a non-zero map")
     out = _run(v.build(model, args), v, cfg, args)
     assert any(bool((t != 0).any()) for t in _as_tuple(out))
+
+
+@pytest.mark.parametrize("base", (Lime, KernelShap))
+def test_captum_sampling_is_sequential(base: type) -> None:
+    """Why the targets check skips Lime / KernelShap: Captum's own class fails it on a Captum entry."""
+    cfg = next(c for c in ENTRIES if c["name"] == "basic_multi_target")
+    captum = Variant(f"captum-{base.__name__}", lambda m, a: base(m), _perturbation_kwargs)
+    with pytest.raises(AssertionError, match="max"):
+        _targets_check(cfg, captum)
