@@ -130,7 +130,9 @@ def empty_like_shape(shape: Tuple[int, ...]) -> Check:
         t = out[0] if isinstance(out, tuple) else out
         t = getattr(t, "scores", t)
         assert isinstance(t, Tensor) and tuple(t.shape[: len(shape)]) == shape and t.numel() == 0, (
-            f"expected an empty result of shape {shape}, got {getattr(t, 'shape', type(t))}")
+            f"expected an empty result of shape {shape}, got {getattr(t, 'shape', type(t))}"
+        )
+
     return check
 
 
@@ -144,6 +146,7 @@ def rows_nan_exactly(rows: List[int], reference: Callable[[], Tensor]) -> Check:
         assert nan.tolist() == [i in rows for i in range(t.shape[0])], f"NaN rows {nan.tolist()}"
         keep = ~nan
         torch.testing.assert_close(t[keep], ref[keep])
+
     return check
 
 
@@ -151,6 +154,7 @@ def equals(reference: Callable[[], Any]) -> Check:
     def check(out: Any) -> None:
         ref = reference()
         torch.testing.assert_close(getattr(out, "scores", out), getattr(ref, "scores", ref))
+
     return check
 
 
@@ -167,8 +171,9 @@ def result(id: str, call: Callable[[], Any], check: Check, xfail: Optional[str] 
 # ------------------------------------------------------------------------------------------
 
 
-def model_state_cases(run: Callable[[nn.Module], Any], xfail_raise: Optional[str] = None,
-                      xfail_train: Optional[str] = None, at: int = 2) -> List[Case]:
+def model_state_cases(
+    run: Callable[[nn.Module], Any], xfail_raise: Optional[str] = None, xfail_train: Optional[str] = None, at: int = 2
+) -> List[Case]:
     """A model raising mid-forward leaves hooks / flags / values; a train-mode model stays in
     train mode and gets the eval-mode result."""
 
@@ -220,9 +225,12 @@ def _flat(x: Any) -> List[Tensor]:
 
 
 def _assert_untouched(model: nn.Module, before: List[Tensor], training: bool) -> None:
-    hooks = [n for n, m in model.named_modules()
-             for k in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-             if len(getattr(m, k))]
+    hooks = [
+        n
+        for n, m in model.named_modules()
+        for k in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+        if len(getattr(m, k))
+    ]
     assert hooks == [], f"hooks left on {hooks}"
     assert all(m.training == training for m in model.modules()), "training flags changed"
     assert all(p.requires_grad for p in model.parameters()), "requires_grad changed"
@@ -294,27 +302,55 @@ def _attribution_entry(
         return attr(model if model is not None else TinyNet().eval(), images(2))
 
     entry: Entry = {
-        "nan": [raises("nan_in_inputs", lambda: attr(TinyNet().eval(), nan_images()),
-                       "inputs|guide" if "IProp" in key else "inputs", xfail=xf.get("nan"))],
-        "empty": [result("batch_of_0", lambda: attr(TinyNet().eval(), images(0)), empty_like_shape((0, 3, 8, 8)),
-                         xfail=xf.get("empty"))],
-        "shapes": ([raises("3d_inputs", lambda: attr(TinyNet().eval(), images(2)[:, 0]), "inputs",
-                           xfail=xf.get("shapes"))] if image_only else shape_reason),
+        "nan": [
+            raises(
+                "nan_in_inputs",
+                lambda: attr(TinyNet().eval(), nan_images()),
+                "inputs|guide" if "IProp" in key else "inputs",
+                xfail=xf.get("nan"),
+            )
+        ],
+        "empty": [
+            result(
+                "batch_of_0",
+                lambda: attr(TinyNet().eval(), images(0)),
+                empty_like_shape((0, 3, 8, 8)),
+                xfail=xf.get("empty"),
+            )
+        ],
+        "shapes": (
+            [raises("3d_inputs", lambda: attr(TinyNet().eval(), images(2)[:, 0]), "inputs", xfail=xf.get("shapes"))]
+            if image_only
+            else shape_reason
+        ),
         "params": [
-            raises(f"{name}={label}", (lambda over=over: attr(TinyNet().eval(), images(2), **over)), name,
-                   exc=exc, xfail=xf.get(f"{name}={label}"))
+            raises(
+                f"{name}={label}",
+                (lambda over=over: attr(TinyNet().eval(), images(2), **over)),
+                name,
+                exc=exc,
+                xfail=xf.get(f"{name}={label}"),
+            )
             for (name, over, label, exc) in params
         ],
         "targets": [
-            raises("target_longer_than_batch", lambda: attr(TinyNet().eval(), images(2), target=[0, 1, 2]),
-                   "(?i)target",
-                   exc=(ValueError, AssertionError) if "Inpainting" in key else ValueError,
-                   xfail=xf.get("target_long")),
-            result("target_forms_agree", lambda: attr(TinyNet().eval(), images(2), target=torch.tensor([1, 1])),
-                   equals(lambda: attr(TinyNet().eval(), images(2), target=1)), xfail=xf.get("target_forms")),
+            raises(
+                "target_longer_than_batch",
+                lambda: attr(TinyNet().eval(), images(2), target=[0, 1, 2]),
+                "(?i)target",
+                exc=(ValueError, AssertionError) if "Inpainting" in key else ValueError,
+                xfail=xf.get("target_long"),
+            ),
+            result(
+                "target_forms_agree",
+                lambda: attr(TinyNet().eval(), images(2), target=torch.tensor([1, 1])),
+                equals(lambda: attr(TinyNet().eval(), images(2), target=1)),
+                xfail=xf.get("target_forms"),
+            ),
         ],
-        "model_state": model_state_cases(lambda m: attr(m, images(2)), xfail_raise=xf.get("raise"),
-                                         xfail_train=xf.get("train")),
+        "model_state": model_state_cases(
+            lambda m: attr(m, images(2)), xfail_raise=xf.get("raise"), xfail_train=xf.get("train")
+        ),
     }
     API[key] = entry
     _ = ok
@@ -333,40 +369,60 @@ def _ctor(name: str, value: Any, exc: Any = ValueError) -> Tuple[str, Any, str, 
 # --- attr ---------------------------------------------------------------------------------
 
 _attribution_entry(
-    "captum_ext.attr:NeFLAG", lambda m: A.NeFLAG(m),
+    "captum_ext.attr:NeFLAG",
+    lambda m: A.NeFLAG(m),
     dict(target=0, n=2, generator=0),
-    [_p("eps", float("nan")), _p("eps", -1.0), _p("eps", float("inf")), _p("n", 0), _p("n", "3", TypeError),
-     _p("step_size", float("nan")), _p("sampling", "bogus")],
+    [
+        _p("eps", float("nan")),
+        _p("eps", -1.0),
+        _p("eps", float("inf")),
+        _p("n", 0),
+        _p("n", "3", TypeError),
+        _p("step_size", float("nan")),
+        _p("sampling", "bogus"),
+    ],
     NEFLAG,
 )
 
 _attribution_entry(
-    "captum_ext.attr:PathwayGradient", lambda m: A.PathwayGradient(m, sparsity=0.5),
+    "captum_ext.attr:PathwayGradient",
+    lambda m: A.PathwayGradient(m, sparsity=0.5),
     dict(target=0),
     [],
     PATHWAY,
 )
 API["captum_ext.attr:PathwayGradient"]["params"] = [
     raises(f"sparsity={label}", (lambda v=v: A.PathwayGradient(TinyNet(), sparsity=v)), "sparsity", exc=exc)
-    for (_, v, label, exc) in (_ctor("sparsity", 1.5), _ctor("sparsity", float("nan")), _ctor("sparsity", -0.1),
-                               _ctor("sparsity", "0.5", TypeError))
+    for (_, v, label, exc) in (
+        _ctor("sparsity", 1.5),
+        _ctor("sparsity", float("nan")),
+        _ctor("sparsity", -0.1),
+        _ctor("sparsity", "0.5", TypeError),
+    )
 ] + [raises("scoring='bogus'", lambda: A.PathwayGradient(TinyNet(), scoring="bogus"), "scoring")]
 
 _attribution_entry(
-    "captum_ext.attr:PrunedAttribution", lambda m: A.PrunedAttribution(IntegratedGradients, m, sparsity=0.5),
+    "captum_ext.attr:PrunedAttribution",
+    lambda m: A.PrunedAttribution(IntegratedGradients, m, sparsity=0.5),
     dict(target=0, n_steps=4),
     [],
     PATHWAY,
 )
 API["captum_ext.attr:PrunedAttribution"]["params"] = [
-    raises(f"sparsity={label}", (lambda v=v: A.PrunedAttribution(Saliency, TinyNet(), sparsity=v)), "sparsity",
-           exc=exc)
+    raises(f"sparsity={label}", (lambda v=v: A.PrunedAttribution(Saliency, TinyNet(), sparsity=v)), "sparsity", exc=exc)
     for (_, v, label, exc) in (_ctor("sparsity", 1.5), _ctor("sparsity", float("nan")))
-] + [raises("method=not_a_class", lambda: A.PrunedAttribution("Saliency", TinyNet()), "method", exc=TypeError),
-     raises("expansion='bogus'", lambda: A.PrunedAttribution(Saliency, TinyNet(), expansion="bogus"), "expansion")]
+] + [
+    raises("method=not_a_class", lambda: A.PrunedAttribution("Saliency", TinyNet()), "method", exc=TypeError),
+    raises("expansion='bogus'", lambda: A.PrunedAttribution(Saliency, TinyNet(), expansion="bogus"), "expansion"),
+]
 
-for _cls in ("InpaintingFeatureAblation", "InpaintingShapleyValueSampling", "InpaintingLime", "InpaintingKernelShap",
-             "InpaintingOcclusion"):
+for _cls in (
+    "InpaintingFeatureAblation",
+    "InpaintingShapleyValueSampling",
+    "InpaintingLime",
+    "InpaintingKernelShap",
+    "InpaintingOcclusion",
+):
     _extra: Dict[str, Any] = {"target": 0}
     if _cls == "InpaintingOcclusion":
         _extra["sliding_window_shapes"] = (3, 4, 4)
@@ -376,8 +432,11 @@ for _cls in ("InpaintingFeatureAblation", "InpaintingShapleyValueSampling", "Inp
     if _cls in ("InpaintingShapleyValueSampling", "InpaintingLime", "InpaintingKernelShap"):
         _extra["n_samples"] = 4
     _attribution_entry(
-        f"captum_ext.attr:{_cls}", (lambda m, c=_cls: getattr(A, c)(m, inpainter="harmonic")), _extra,
-        [], INPAINT,
+        f"captum_ext.attr:{_cls}",
+        (lambda m, c=_cls: getattr(A, c)(m, inpainter="harmonic")),
+        _extra,
+        [],
+        INPAINT,
     )
     API[f"captum_ext.attr:{_cls}"]["params"] = [
         raises("inpainter='bogus'", (lambda c=_cls: getattr(A, c)(TinyNet(), inpainter="bogus")), "inpainter"),
@@ -385,51 +444,91 @@ for _cls in ("InpaintingFeatureAblation", "InpaintingShapleyValueSampling", "Inp
     ]
 
 _attribution_entry(
-    "captum_ext.attr:IProp", lambda m: A.IProp(Saliency(m), gamma=0.9),
+    "captum_ext.attr:IProp",
+    lambda m: A.IProp(Saliency(m), gamma=0.9),
     dict(target=0),
     [],
-    IPROP, image_only=True,
+    IPROP,
+    image_only=True,
 )
 API["captum_ext.attr:IProp"]["params"] = [
     raises(f"{n}={label}", (lambda n=n, v=v: A.IProp(Saliency(TinyNet()), **{n: v})), n, exc=exc)
-    for (n, v, label, exc) in (_ctor("gamma", 1.5), _ctor("gamma", float("nan")), _ctor("radius", -1),
-                               _ctor("sigma_c", float("nan")), _ctor("tol", float("nan")), _ctor("solver", "bogus"),
-                               _ctor("max_iter", 0))
+    for (n, v, label, exc) in (
+        _ctor("gamma", 1.5),
+        _ctor("gamma", float("nan")),
+        _ctor("radius", -1),
+        _ctor("sigma_c", float("nan")),
+        _ctor("tol", float("nan")),
+        _ctor("solver", "bogus"),
+        _ctor("max_iter", 0),
+    )
 ] + [raises("base_method=not_attribution", lambda: A.IProp(TinyNet()), "base_method", exc=TypeError)]
 
 _attribution_entry(
-    "captum_ext.attr:MeaningfulPerturbation", lambda m: A.MeaningfulPerturbation(m),
+    "captum_ext.attr:MeaningfulPerturbation",
+    lambda m: A.MeaningfulPerturbation(m),
     dict(target=0, n_iter=2, mask_shape=(4, 4)),
-    [_p("n_iter", 0), _p("lr", float("nan")), _p("l1_coeff", -1.0), _p("tv_beta", float("inf")),
-     _p("upsample", "bogus")],
-    MP_OWNER, image_only=True,
+    [
+        _p("n_iter", 0),
+        _p("lr", float("nan")),
+        _p("l1_coeff", -1.0),
+        _p("tv_beta", float("inf")),
+        _p("upsample", "bogus"),
+    ],
+    MP_OWNER,
+    image_only=True,
 )
 
 API["captum_ext.attr:propagate"] = {
-    "nan": [raises("nan_in_attributions", lambda: A.propagate(nan_images(), images(2)), "attributions"),
-            raises("nan_in_guide", lambda: A.propagate(images(2), nan_images()), "guide")],
+    "nan": [
+        raises("nan_in_attributions", lambda: A.propagate(nan_images(), images(2)), "attributions"),
+        raises("nan_in_guide", lambda: A.propagate(images(2), nan_images()), "guide"),
+    ],
     "empty": [result("batch_of_0", lambda: A.propagate(images(0), images(0)), empty_like_shape((0, 3, 8, 8)))],
-    "shapes": [raises("3d_attributions", lambda: A.propagate(images(2)[:, 0], images(2)), "attributions"),
-               raises("guide_other_size", lambda: A.propagate(images(2), images(2, size=6)), "guide")],
+    "shapes": [
+        raises("3d_attributions", lambda: A.propagate(images(2)[:, 0], images(2)), "attributions"),
+        raises("guide_other_size", lambda: A.propagate(images(2), images(2, size=6)), "guide"),
+    ],
     "params": [
         raises(f"{n}={label}", (lambda n=n, v=v: A.propagate(images(2), images(2), **{n: v})), n, exc=exc)
-        for (n, v, label, exc) in (_ctor("gamma", 1.0), _ctor("gamma", float("nan")), _ctor("radius", 0),
-                                   _ctor("tol", float("nan")), _ctor("tol", -1.0), _ctor("solver", "bogus"),
-                                   _ctor("sigma_s", float("inf")))
+        for (n, v, label, exc) in (
+            _ctor("gamma", 1.0),
+            _ctor("gamma", float("nan")),
+            _ctor("radius", 0),
+            _ctor("tol", float("nan")),
+            _ctor("tol", -1.0),
+            _ctor("solver", "bogus"),
+            _ctor("sigma_s", float("inf")),
+        )
     ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
 
 API["captum_ext.attr:CriticalPathway"] = {
-    "nan": [raises("nan_in_inputs", lambda: A.CriticalPathway(TinyNet().eval()).compute(nan_images(), target=0, sparsity=0.5), "inputs")],
+    "nan": [
+        raises(
+            "nan_in_inputs",
+            lambda: A.CriticalPathway(TinyNet().eval()).compute(nan_images(), target=0, sparsity=0.5),
+            "inputs",
+        )
+    ],
     "empty": "computes one pathway per input; a batch of 0 is walked through PathwayGradient / PrunedAttribution",
     "shapes": "any input shape the model accepts is valid, as in Captum",
-    "params": [raises("scoring='bogus'", lambda: A.CriticalPathway(TinyNet(), scoring="bogus"), "scoring"),
-               raises("n_steps=0", lambda: A.CriticalPathway(TinyNet(), n_steps=0), "n_steps")],
-    "targets": [raises("target_longer_than_batch",
-                       lambda: A.CriticalPathway(TinyNet().eval()).compute(images(2), target=[0, 1, 2], sparsity=0.5), "target")],
-    "model_state": model_state_cases(lambda m: A.CriticalPathway(m).compute(images(2), target=0, sparsity=0.5).flat_masks),
+    "params": [
+        raises("scoring='bogus'", lambda: A.CriticalPathway(TinyNet(), scoring="bogus"), "scoring"),
+        raises("n_steps=0", lambda: A.CriticalPathway(TinyNet(), n_steps=0), "n_steps"),
+    ],
+    "targets": [
+        raises(
+            "target_longer_than_batch",
+            lambda: A.CriticalPathway(TinyNet().eval()).compute(images(2), target=[0, 1, 2], sparsity=0.5),
+            "target",
+        )
+    ],
+    "model_state": model_state_cases(
+        lambda m: A.CriticalPathway(m).compute(images(2), target=0, sparsity=0.5).flat_masks
+    ),
 }
 API["captum_ext.attr:Pathway"] = na_all("built by CriticalPathway (walked there), not by users")
 API["captum_ext.attr:NeFLAGDiagnostics"] = na_all(RECORD)
@@ -438,9 +537,11 @@ API["captum_ext.attr:binary_cosine_similarity"] = {
     "nan": "takes no tensors from the user (a kernel width); NaN width is a bad parameter",
     "empty": "returns a similarity function; no batch",
     "shapes": "returns a similarity function; no batch",
-    "params": [raises("kernel_width=nan", lambda: A.binary_cosine_similarity(float("nan")), "kernel_width"),
-               raises("kernel_width=-1", lambda: A.binary_cosine_similarity(-1.0), "kernel_width"),
-               raises("kernel_width=inf", lambda: A.binary_cosine_similarity(float("inf")), "kernel_width")],
+    "params": [
+        raises("kernel_width=nan", lambda: A.binary_cosine_similarity(float("nan")), "kernel_width"),
+        raises("kernel_width=-1", lambda: A.binary_cosine_similarity(-1.0), "kernel_width"),
+        raises("kernel_width=inf", lambda: A.binary_cosine_similarity(float("inf")), "kernel_width"),
+    ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -448,9 +549,11 @@ API["captum_ext.attr:grid_feature_mask"] = {
     "nan": "takes sizes, no tensors",
     "empty": "builds one mask for an image size; no batch",
     "shapes": [raises("cell=(4,)", lambda: A.grid_feature_mask(8, 8, cell=(4,)), "cell")],
-    "params": [raises("cell=0", lambda: A.grid_feature_mask(8, 8, cell=0), "cell"),
-               raises("height=-1", lambda: A.grid_feature_mask(-1, 8), "height"),
-               raises("cell=2.5", lambda: A.grid_feature_mask(8, 8, cell=2.5), "cell", exc=TypeError)],
+    "params": [
+        raises("cell=0", lambda: A.grid_feature_mask(8, 8, cell=0), "cell"),
+        raises("height=-1", lambda: A.grid_feature_mask(-1, 8), "height"),
+        raises("cell=2.5", lambda: A.grid_feature_mask(8, 8, cell=2.5), "cell", exc=TypeError),
+    ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -458,9 +561,10 @@ API["captum_ext.attr:slic_feature_mask"] = {
     "nan": [raises("nan_in_images", lambda: A.slic_feature_mask(nan_images()), "images")],
     "empty": [result("batch_of_0", lambda: A.slic_feature_mask(images(0)), empty_like_shape((0,)))],
     "shapes": [raises("3d_images", lambda: A.slic_feature_mask(images(2)[:, 0]), "images")],
-    "params": [raises("n_segments=0", lambda: A.slic_feature_mask(images(2), n_segments=0), "n_segments"),
-               raises("compactness=nan", lambda: A.slic_feature_mask(images(2), compactness=float("nan")),
-                      "compactness")],
+    "params": [
+        raises("n_segments=0", lambda: A.slic_feature_mask(images(2), n_segments=0), "n_segments"),
+        raises("compactness=nan", lambda: A.slic_feature_mask(images(2), compactness=float("nan")), "compactness"),
+    ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -476,12 +580,14 @@ for _name in ("pointing_game", "relevance_mass_accuracy", "relevance_rank_accura
         return f(maps, masks)
 
     API[f"captum_ext.metrics:{_name}"] = {
-        "nan": [result("nan_in_one_map", _nan_maps,
-                       rows_nan_exactly([1], (lambda f=_f: f(*maps_and_masks()))))],
+        "nan": [result("nan_in_one_map", _nan_maps, rows_nan_exactly([1], (lambda f=_f: f(*maps_and_masks()))))],
         "empty": [result("batch_of_0", (lambda f=_f: f(*maps_and_masks(0))), empty_like_shape((0,)))],
         "shapes": [
-            result("bhw_maps_and_masks", (lambda f=_f: f(*(t[:, 0] for t in maps_and_masks()))),
-                   equals(lambda f=_f: f(*maps_and_masks()))),
+            result(
+                "bhw_maps_and_masks",
+                (lambda f=_f: f(*(t[:, 0] for t in maps_and_masks()))),
+                equals(lambda f=_f: f(*maps_and_masks())),
+            ),
             raises("5d_maps", (lambda f=_f: f(maps_and_masks()[0][None], maps_and_masks()[1])), "attributions"),
             raises("masks_other_size", (lambda f=_f: f(maps_and_masks()[0], maps_and_masks(size=6)[1])), "masks"),
         ],
@@ -493,8 +599,9 @@ for _name in ("pointing_game", "relevance_mass_accuracy", "relevance_rank_accura
 API["captum_ext.metrics:flatten_maps"] = {
     "nan": "reshapes; the NaN policy is applied by the metrics that call it",
     "empty": [result("batch_of_0", lambda: M.flatten_maps(*maps_and_masks(0)), empty_like_shape((0,)))],
-    "shapes": [raises("5d_maps", lambda: M.flatten_maps(maps_and_masks()[0][None], maps_and_masks()[1]),
-                      "attributions")],
+    "shapes": [
+        raises("5d_maps", lambda: M.flatten_maps(maps_and_masks()[0][None], maps_and_masks()[1]), "attributions")
+    ],
     "params": "only `abs` (a flag)",
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
@@ -503,9 +610,10 @@ API["captum_ext.metrics:mean_and_interval"] = {
     "nan": [raises("nan_values", lambda: M.mean_and_interval(torch.tensor([1.0, float("nan")])), "values")],
     "empty": [raises("no_values", lambda: M.mean_and_interval(torch.tensor([])), "values")],
     "shapes": "any shape: all values are pooled",
-    "params": [raises("confidence=1.5", lambda: M.mean_and_interval(torch.rand(4), confidence=1.5), "confidence"),
-               raises("confidence=nan", lambda: M.mean_and_interval(torch.rand(4), confidence=float("nan")),
-                      "confidence")],
+    "params": [
+        raises("confidence=1.5", lambda: M.mean_and_interval(torch.rand(4), confidence=1.5), "confidence"),
+        raises("confidence=nan", lambda: M.mean_and_interval(torch.rand(4), confidence=float("nan")), "confidence"),
+    ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -513,8 +621,9 @@ API["captum_ext.metrics:mean_and_interval"] = {
 # --- metrics: perturbation curves -------------------------------------------------------------
 
 
-def _curve(f: Callable, model: Optional[nn.Module] = None, x: Optional[Tensor] = None, a: Optional[Tensor] = None,
-           **kw: Any) -> Any:
+def _curve(
+    f: Callable, model: Optional[nn.Module] = None, x: Optional[Tensor] = None, a: Optional[Tensor] = None, **kw: Any
+) -> Any:
     model = model if model is not None else TinyNet().eval()
     x = images(2) if x is None else x
     a = torch.rand(x.shape[0], 1, 8, 8, generator=torch.Generator().manual_seed(3)) if a is None else a
@@ -537,13 +646,23 @@ for _name in ("deletion_curve", "insertion_curve", "insertion_minus_deletion", "
     _step = "fractions" if _name == "pixel_perturbation" else "pixels_per_step"
     _bad_step = {"fractions": (0.5, 1.5)} if _step == "fractions" else {"pixels_per_step": 0}
     API[f"captum_ext.metrics:{_name}"] = {
-        "nan": [raises("nan_in_inputs", (lambda f=_f: _curve(f, x=nan_images())), "inputs"),
-                result("nan_in_one_map", _nan_attr, rows_nan_exactly([0], (lambda f=_f: _curve(f))))],
-        "empty": [result("batch_of_0", (lambda f=_f: _curve(f, x=images(0), target=torch.zeros(0, dtype=torch.long))), empty_like_shape((0,)))],
+        "nan": [
+            raises("nan_in_inputs", (lambda f=_f: _curve(f, x=nan_images())), "inputs"),
+            result("nan_in_one_map", _nan_attr, rows_nan_exactly([0], (lambda f=_f: _curve(f)))),
+        ],
+        "empty": [
+            result(
+                "batch_of_0",
+                (lambda f=_f: _curve(f, x=images(0), target=torch.zeros(0, dtype=torch.long))),
+                empty_like_shape((0,)),
+            )
+        ],
         "shapes": [
-            result("bhw_maps", (lambda f=_f: _curve(f, a=torch.rand(2, 1, 8, 8, generator=torch.Generator()
-                                                                   .manual_seed(3))[:, 0])),
-                   equals(lambda f=_f: _curve(f))),
+            result(
+                "bhw_maps",
+                (lambda f=_f: _curve(f, a=torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))[:, 0])),
+                equals(lambda f=_f: _curve(f)),
+            ),
             raises("maps_other_size", (lambda f=_f: _curve(f, a=torch.rand(2, 1, 6, 6))), "attributions"),
         ],
         "params": [
@@ -566,8 +685,10 @@ API["captum_ext.metrics:resolve_filler"] = {
     "nan": [raises("nan", lambda: M.resolve_filler(float("nan")), "filler|inpainter")],
     "empty": "resolves a fill argument; no batch",
     "shapes": "resolves a fill argument; no batch",
-    "params": [raises("bogus_name", lambda: M.resolve_filler("bogus"), "filler|inpainter"),
-               raises("wrong_type", lambda: M.resolve_filler(object()), "filler|inpainter", exc=TypeError)],
+    "params": [
+        raises("bogus_name", lambda: M.resolve_filler("bogus"), "filler|inpainter"),
+        raises("wrong_type", lambda: M.resolve_filler(object()), "filler|inpainter", exc=TypeError),
+    ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -575,12 +696,23 @@ for _rec in ("PerturbationCurve", "RoarResult", "SanityResult"):
     API[f"captum_ext.metrics:{_rec}"] = na_all(RECORD)
 
 API["captum_ext.metrics:normalised_auc"] = {
-    "nan": [result("nan_in_one_curve", lambda: M.normalised_auc(torch.tensor([[1.0, 0.5, 0.0], [1.0, float("nan"), 0.0]])),
-                   lambda out: (out.shape == (2,)) and bool(torch.isnan(out[1])) and torch.testing.assert_close(
-                       out[0], M.normalised_auc(torch.tensor([[1.0, 0.5, 0.0]]))[0]))],
+    "nan": [
+        result(
+            "nan_in_one_curve",
+            lambda: M.normalised_auc(torch.tensor([[1.0, 0.5, 0.0], [1.0, float("nan"), 0.0]])),
+            lambda out: (
+                (out.shape == (2,))
+                and bool(torch.isnan(out[1]))
+                and torch.testing.assert_close(out[0], M.normalised_auc(torch.tensor([[1.0, 0.5, 0.0]]))[0])
+            ),
+        )
+    ],
     "empty": [result("batch_of_0", lambda: M.normalised_auc(torch.zeros(0, 3)), empty_like_shape((0,)))],
-    "shapes": [raises("fractions_other_length",
-                      lambda: M.normalised_auc(torch.rand(2, 3), torch.tensor([0.0, 1.0])), "fractions")],
+    "shapes": [
+        raises(
+            "fractions_other_length", lambda: M.normalised_auc(torch.rand(2, 3), torch.tensor([0.0, 1.0])), "fractions"
+        )
+    ],
     "params": "no parameters beyond the scores and fractions",
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
@@ -589,8 +721,9 @@ API["captum_ext.metrics:pixel_ranks"] = {
     "nan": [raises("nan_scores", lambda: M.pixel_ranks(torch.tensor([[1.0, float("nan")]])), "scores")],
     "empty": [result("batch_of_0", lambda: M.pixel_ranks(torch.zeros(0, 4)), empty_like_shape((0, 4)))],
     "shapes": "any (B, ...) scores are ranked per row",
-    "params": [raises("tie_seed='x'", lambda: M.pixel_ranks(torch.rand(1, 4), tie_seed="x"), "tie_seed",
-                      exc=TypeError)],
+    "params": [
+        raises("tie_seed='x'", lambda: M.pixel_ranks(torch.rand(1, 4), tie_seed="x"), "tie_seed", exc=TypeError)
+    ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -607,24 +740,42 @@ def _sanity(model: Optional[nn.Module] = None, x: Optional[Tensor] = None, **kw:
 
 API["captum_ext.metrics:cascading_randomisation"] = {
     "nan": [raises("nan_in_inputs", lambda: _sanity(x=nan_images()), "inputs")],
-    "empty": [result("batch_of_0", lambda: _sanity(x=images(0), target=torch.zeros(0, dtype=torch.long)),
-                     lambda out: None if all(t.shape[0] == 0 for d in out.similarities.values() for t in d.values())
-                     else (_ for _ in ()).throw(AssertionError("non-empty similarities")))],
+    "empty": [
+        result(
+            "batch_of_0",
+            lambda: _sanity(x=images(0), target=torch.zeros(0, dtype=torch.long)),
+            lambda out: (
+                None
+                if all(t.shape[0] == 0 for d in out.similarities.values() for t in d.values())
+                else (_ for _ in ()).throw(AssertionError("non-empty similarities"))
+            ),
+        )
+    ],
     "shapes": [raises("3d_inputs", lambda: _sanity(x=images(2)[:, 0]), "inputs")],
-    "params": [raises("std=nan", lambda: _sanity(std=float("nan")), "std"),
-               raises("std=-1", lambda: _sanity(std=-1.0), "std"),
-               raises("mode='bogus'", lambda: _sanity(mode="bogus"), "mode"),
-               raises("batch_size=0", lambda: _sanity(batch_size=0), "batch_size"),
-               raises("layers=['nope']", lambda: M.cascading_randomisation(TinyNet(), Saliency, images(2), 0,
-                                                                          layers=["nope"]), "layers")],
-    "targets": [raises("target_longer_than_batch", lambda: _sanity(target=[0, 1, 2]), "target"),
-                raises("target=None", lambda: _sanity(target=None), "target")],
+    "params": [
+        raises("std=nan", lambda: _sanity(std=float("nan")), "std"),
+        raises("std=-1", lambda: _sanity(std=-1.0), "std"),
+        raises("mode='bogus'", lambda: _sanity(mode="bogus"), "mode"),
+        raises("batch_size=0", lambda: _sanity(batch_size=0), "batch_size"),
+        raises(
+            "layers=['nope']",
+            lambda: M.cascading_randomisation(TinyNet(), Saliency, images(2), 0, layers=["nope"]),
+            "layers",
+        ),
+    ],
+    "targets": [
+        raises("target_longer_than_batch", lambda: _sanity(target=[0, 1, 2]), "target"),
+        raises("target=None", lambda: _sanity(target=None), "target"),
+    ],
     "model_state": model_state_cases(lambda m: _sanity(model=m).similarities),
 }
 API["captum_ext.metrics:randomisation_layers"] = {
-    "nan": "lists module names", "empty": "lists module names", "shapes": "lists module names",
+    "nan": "lists module names",
+    "empty": "lists module names",
+    "shapes": "lists module names",
     "params": [raises("model=not_a_module", lambda: M.randomisation_layers("net"), "model", exc=TypeError)],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 
 
@@ -641,13 +792,18 @@ def _pairwise(f: Callable) -> Entry:
 
     return {
         "nan": [result("nan_in_one_map", nan_row, check)],
-        "empty": [result("batch_of_0", lambda: f(torch.zeros(0, 1, 8, 8), torch.zeros(0, 1, 8, 8)),
-                         empty_like_shape((0,)))],
+        "empty": [
+            result("batch_of_0", lambda: f(torch.zeros(0, 1, 8, 8), torch.zeros(0, 1, 8, 8)), empty_like_shape((0,)))
+        ],
         "shapes": [raises("other_shapes", lambda: f(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 6, 6)), "x|y")],
-        "params": "no parameters beyond the maps" if f is not M.ssim else [
-            raises("data_range=0", lambda: f(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), data_range=0.0),
-                   "data_range"),
-            raises("win_size=4", lambda: f(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), win_size=4), "win_size")],
+        "params": "no parameters beyond the maps"
+        if f is not M.ssim
+        else [
+            raises(
+                "data_range=0", lambda: f(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), data_range=0.0), "data_range"
+            ),
+            raises("win_size=4", lambda: f(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), win_size=4), "win_size"),
+        ],
         "targets": NO_TARGET,
         "model_state": NO_MODEL,
     }
@@ -657,40 +813,80 @@ for _name in ("pearson", "spearman", "ssim"):
     API[f"captum_ext.metrics:{_name}"] = _pairwise(getattr(M, _name))
 API["captum_ext.metrics:map_similarities"] = {
     "nan": "applies spearman / pearson / ssim / hog (walked one by one) to each map",
-    "empty": [result("batch_of_0", lambda: M.map_similarities(torch.zeros(0, 1, 16, 16), torch.zeros(0, 1, 16, 16)),
-                     lambda out: None if all(v.shape[0] == 0 for v in out.values())
-                     else (_ for _ in ()).throw(AssertionError("non-empty")))],
-    "shapes": [raises("other_shapes", lambda: M.map_similarities(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 8, 8)),
-                      "reference|maps")],
-    "params": "no parameters", "targets": NO_TARGET, "model_state": NO_MODEL,
+    "empty": [
+        result(
+            "batch_of_0",
+            lambda: M.map_similarities(torch.zeros(0, 1, 16, 16), torch.zeros(0, 1, 16, 16)),
+            lambda out: (
+                None
+                if all(v.shape[0] == 0 for v in out.values())
+                else (_ for _ in ()).throw(AssertionError("non-empty"))
+            ),
+        )
+    ],
+    "shapes": [
+        raises(
+            "other_shapes",
+            lambda: M.map_similarities(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 8, 8)),
+            "reference|maps",
+        )
+    ],
+    "params": "no parameters",
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.metrics:hog_features"] = {
     "nan": [raises("nan_images", lambda: M.hog_features(nan_images(size=32)), "images")],
     "empty": [result("batch_of_0", lambda: M.hog_features(torch.zeros(0, 1, 32, 32)), empty_like_shape((0,)))],
     "shapes": [raises("2d_images", lambda: M.hog_features(torch.rand(16, 16)), "images")],
-    "params": [raises("cell=0", lambda: M.hog_features(torch.rand(1, 1, 16, 16), cell=0), "cell"),
-               raises("orientations=0", lambda: M.hog_features(torch.rand(1, 1, 16, 16), orientations=0),
-                      "orientations")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "params": [
+        raises("cell=0", lambda: M.hog_features(torch.rand(1, 1, 16, 16), cell=0), "cell"),
+        raises("orientations=0", lambda: M.hog_features(torch.rand(1, 1, 16, 16), orientations=0), "orientations"),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.metrics:normalise_abs_map"] = {
-    "nan": [result("nan_in_one_map", lambda: M.normalise_abs_map(nan_images()),
-                   rows_nan_exactly([0], lambda: M.normalise_abs_map(images(2))))],
+    "nan": [
+        result(
+            "nan_in_one_map",
+            lambda: M.normalise_abs_map(nan_images()),
+            rows_nan_exactly([0], lambda: M.normalise_abs_map(images(2))),
+        )
+    ],
     "empty": [result("batch_of_0", lambda: M.normalise_abs_map(images(0)), empty_like_shape((0,)))],
     "shapes": "any (B, ...) map is normalised per row",
-    "params": [raises("percentile=150", lambda: M.normalise_abs_map(images(2), percentile=150.0), "percentile"),
-               raises("percentile=nan", lambda: M.normalise_abs_map(images(2), percentile=float("nan")),
-                      "percentile")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "params": [
+        raises("percentile=150", lambda: M.normalise_abs_map(images(2), percentile=150.0), "percentile"),
+        raises("percentile=nan", lambda: M.normalise_abs_map(images(2), percentile=float("nan")), "percentile"),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.metrics:roar"] = {
     "nan": "builds its own data set (no user tensors)",
-    "empty": [raises("n_test=0", lambda: M.roar(Saliency, n_train=32, n_test=0, image_size=16, stamp_size=6), "n_test")],
+    "empty": [
+        raises("n_test=0", lambda: M.roar(Saliency, n_train=32, n_test=0, image_size=16, stamp_size=6), "n_test")
+    ],
     "shapes": "builds its own data set (no user tensors)",
-    "params": [raises("fractions=(1.5,)", lambda: M.roar(Saliency, n_train=32, n_test=8, image_size=16, stamp_size=6, fractions=(1.5,)), "fractions"),
-               raises("epochs=0", lambda: M.roar(Saliency, n_train=32, n_test=8, image_size=16, stamp_size=6, epochs=0), "epochs"),
-               raises("lr=nan", lambda: M.roar(Saliency, n_train=32, n_test=8, image_size=16, stamp_size=6, lr=float("nan")), "lr"),
-               raises("inpainter='bogus'", lambda: M.roar(Saliency, n_train=32, n_test=8, image_size=16, stamp_size=6, filler="bogus"), "inpainter|filler")],
+    "params": [
+        raises(
+            "fractions=(1.5,)",
+            lambda: M.roar(Saliency, n_train=32, n_test=8, image_size=16, stamp_size=6, fractions=(1.5,)),
+            "fractions",
+        ),
+        raises(
+            "epochs=0", lambda: M.roar(Saliency, n_train=32, n_test=8, image_size=16, stamp_size=6, epochs=0), "epochs"
+        ),
+        raises(
+            "lr=nan", lambda: M.roar(Saliency, n_train=32, n_test=8, image_size=16, stamp_size=6, lr=float("nan")), "lr"
+        ),
+        raises(
+            "inpainter='bogus'",
+            lambda: M.roar(Saliency, n_train=32, n_test=8, image_size=16, stamp_size=6, filler="bogus"),
+            "inpainter|filler",
+        ),
+    ],
     "targets": "uses the data set's labels",
     "model_state": "trains its own models; restores the global RNG (walked in tests/test_roar.py, slow)",
 }
@@ -708,29 +904,47 @@ _INPAINTERS = {
     "OpenCVInpainter": lambda: I.OpenCVInpainter(),
 }
 _INPAINTER_PARAMS: Dict[str, List[Tuple[str, Callable[[], Any], Any]]] = {
-    "BlurInpainter": [("sigma", lambda: I.BlurInpainter(sigma=float("nan")), ValueError),
-                      ("sigma", lambda: I.BlurInpainter(sigma=-1.0), ValueError)],
-    "ConstantInpainter": [("value", lambda: I.ConstantInpainter("x"), TypeError),
-                          ("value", lambda: I.ConstantInpainter(float("nan")), ValueError)],
-    "HarmonicInpainter": [("omega", lambda: I.HarmonicInpainter(omega=float("nan")), ValueError),
-                          ("sweeps", lambda: I.HarmonicInpainter(sweeps=0), ValueError)],
-    "NoiseInpainter": [("scale", lambda: I.NoiseInpainter(scale=-1.0), ValueError),
-                       ("scale", lambda: I.NoiseInpainter(scale=float("inf")), ValueError)],
-    "OpenCVInpainter": [("method", lambda: I.OpenCVInpainter(method="bogus"), ValueError),
-                        ("radius", lambda: I.OpenCVInpainter(radius=float("nan")), ValueError)],
+    "BlurInpainter": [
+        ("sigma", lambda: I.BlurInpainter(sigma=float("nan")), ValueError),
+        ("sigma", lambda: I.BlurInpainter(sigma=-1.0), ValueError),
+    ],
+    "ConstantInpainter": [
+        ("value", lambda: I.ConstantInpainter("x"), TypeError),
+        ("value", lambda: I.ConstantInpainter(float("nan")), ValueError),
+    ],
+    "HarmonicInpainter": [
+        ("omega", lambda: I.HarmonicInpainter(omega=float("nan")), ValueError),
+        ("sweeps", lambda: I.HarmonicInpainter(sweeps=0), ValueError),
+    ],
+    "NoiseInpainter": [
+        ("scale", lambda: I.NoiseInpainter(scale=-1.0), ValueError),
+        ("scale", lambda: I.NoiseInpainter(scale=float("inf")), ValueError),
+    ],
+    "OpenCVInpainter": [
+        ("method", lambda: I.OpenCVInpainter(method="bogus"), ValueError),
+        ("radius", lambda: I.OpenCVInpainter(radius=float("nan")), ValueError),
+    ],
 }
 for _name, _make in _INPAINTERS.items():
     API[f"captum_ext.inpaint:{_name}"] = {
         "nan": [raises("nan_in_known_pixels", (lambda mk=_make: mk()(nan_images(), holes())), "images")],
         "empty": [result("batch_of_0", (lambda mk=_make: mk()(images(0), holes(0))), empty_like_shape((0, 3, 8, 8)))],
-        "shapes": [raises("holes_other_size", (lambda mk=_make: mk()(images(2), holes(2, size=6))), "holes"),
-                   raises("3d_images", (lambda mk=_make: mk()(images(2)[:, 0], holes(2)[:, 0])), "images")],
-        "params": ([raises(f"{n}=bad{i}", mk, n, exc=e) for i, (n, mk, e) in enumerate(_INPAINTER_PARAMS[_name])]
-                   + ([raises("fallback=nan", (lambda mk=_make: type(mk())(fallback=float("nan"))), "fallback")]
-                      if _name != "ConstantInpainter" else [])
-                   if _name in _INPAINTER_PARAMS else
-                   [raises("fallback=nan", (lambda mk=_make: type(mk())(fallback=float("nan"))), "fallback")]
-                   if _name != "ConstantInpainter" else []),
+        "shapes": [
+            raises("holes_other_size", (lambda mk=_make: mk()(images(2), holes(2, size=6))), "holes"),
+            raises("3d_images", (lambda mk=_make: mk()(images(2)[:, 0], holes(2)[:, 0])), "images"),
+        ],
+        "params": (
+            [raises(f"{n}=bad{i}", mk, n, exc=e) for i, (n, mk, e) in enumerate(_INPAINTER_PARAMS[_name])]
+            + (
+                [raises("fallback=nan", (lambda mk=_make: type(mk())(fallback=float("nan"))), "fallback")]
+                if _name != "ConstantInpainter"
+                else []
+            )
+            if _name in _INPAINTER_PARAMS
+            else [raises("fallback=nan", (lambda mk=_make: type(mk())(fallback=float("nan"))), "fallback")]
+            if _name != "ConstantInpainter"
+            else []
+        ),
         "targets": NO_TARGET,
         "model_state": NO_MODEL,
     }
@@ -739,48 +953,81 @@ API["captum_ext.inpaint:LearnedInpainter"] = {
     "nan": "wraps a user network; the NaN policy of apply_inpainter applies (walked there)",
     "empty": "wraps a user network; walked in tests/test_inpaint.py",
     "shapes": "wraps a user network; walked in tests/test_inpaint.py",
-    "params": [raises("input_format='bogus'", lambda: I.LearnedInpainter(nn.Identity(), input_format="bogus"),
-                      "input_format"),
-               raises("pad_multiple=0", lambda: I.LearnedInpainter(nn.Identity(), pad_multiple=0), "pad_multiple"),
-               raises("model='not-a-file'", lambda: I.LearnedInpainter("no/such/file.pt"), "model|no/such/file",
-                      exc=(ValueError, FileNotFoundError))],
+    "params": [
+        raises("input_format='bogus'", lambda: I.LearnedInpainter(nn.Identity(), input_format="bogus"), "input_format"),
+        raises("pad_multiple=0", lambda: I.LearnedInpainter(nn.Identity(), pad_multiple=0), "pad_multiple"),
+        raises(
+            "model='not-a-file'",
+            lambda: I.LearnedInpainter("no/such/file.pt"),
+            "model|no/such/file",
+            exc=(ValueError, FileNotFoundError),
+        ),
+    ],
     "targets": NO_TARGET,
     "model_state": "runs a user network under no_grad; walked in tests/test_inpaint.py",
 }
 API["captum_ext.inpaint:apply_inpainter"] = {
-    "nan": [raises("nan_in_known_pixels", lambda: I.apply_inpainter(I.MeanInpainter(), nan_images(), holes()), "images")],
-    "empty": [result("batch_of_0", lambda: I.apply_inpainter(I.MeanInpainter(), images(0), holes(0)),
-                     empty_like_shape((0, 3, 8, 8)))],
-    "shapes": [raises("holes_other_size", lambda: I.apply_inpainter(I.MeanInpainter(), images(2), holes(2, size=6)),
-                      "holes")],
-    "params": [raises("inpainter=not_callable", lambda: I.apply_inpainter(3, images(2), holes()), "inpainter",
-                      exc=TypeError),
-               raises("fallback=nan", lambda: I.apply_inpainter(I.MeanInpainter(), images(2), holes(),
-                                                                fallback=float("nan")), "fallback")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "nan": [
+        raises("nan_in_known_pixels", lambda: I.apply_inpainter(I.MeanInpainter(), nan_images(), holes()), "images")
+    ],
+    "empty": [
+        result(
+            "batch_of_0",
+            lambda: I.apply_inpainter(I.MeanInpainter(), images(0), holes(0)),
+            empty_like_shape((0, 3, 8, 8)),
+        )
+    ],
+    "shapes": [
+        raises("holes_other_size", lambda: I.apply_inpainter(I.MeanInpainter(), images(2), holes(2, size=6)), "holes")
+    ],
+    "params": [
+        raises("inpainter=not_callable", lambda: I.apply_inpainter(3, images(2), holes()), "inpainter", exc=TypeError),
+        raises(
+            "fallback=nan",
+            lambda: I.apply_inpainter(I.MeanInpainter(), images(2), holes(), fallback=float("nan")),
+            "fallback",
+        ),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.inpaint:check_holes"] = {
-    "nan": [raises("nan_holes", lambda: I.check_holes(images(2), holes().masked_fill(holes().bool(), float("nan"))),
-                   "holes")],
+    "nan": [
+        raises(
+            "nan_holes", lambda: I.check_holes(images(2), holes().masked_fill(holes().bool(), float("nan"))), "holes"
+        )
+    ],
     "empty": [result("batch_of_0", lambda: I.check_holes(images(0), holes(0)), empty_like_shape((0, 1, 8, 8)))],
-    "shapes": [raises("holes_other_size", lambda: I.check_holes(images(2), holes(2, size=6)), "holes"),
-               raises("non_binary", lambda: I.check_holes(images(2), holes() * 0.5), "holes")],
-    "params": "no parameters beyond the tensors", "targets": NO_TARGET, "model_state": NO_MODEL,
+    "shapes": [
+        raises("holes_other_size", lambda: I.check_holes(images(2), holes(2, size=6)), "holes"),
+        raises("non_binary", lambda: I.check_holes(images(2), holes() * 0.5), "holes"),
+    ],
+    "params": "no parameters beyond the tensors",
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.inpaint:composite"] = {
     "nan": "mixes tensors the caller checked (apply_inpainter, walked)",
-    "empty": [result("batch_of_0", lambda: I.composite(images(0), holes(0), images(0)), empty_like_shape((0, 3, 8, 8)))],
+    "empty": [
+        result("batch_of_0", lambda: I.composite(images(0), holes(0), images(0)), empty_like_shape((0, 3, 8, 8)))
+    ],
     "shapes": [raises("filled_other_size", lambda: I.composite(images(2), holes(), images(2, size=6)), "filled")],
-    "params": [raises("fallback=nan", lambda: I.composite(images(2), holes(), images(2), fallback=float("nan")),
-                      "fallback")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "params": [
+        raises("fallback=nan", lambda: I.composite(images(2), holes(), images(2), fallback=float("nan")), "fallback")
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.inpaint:get_inpainter"] = {
     "nan": [raises("nan_constant", lambda: I.get_inpainter(float("nan")), "inpainter|name")],
-    "empty": "resolves a name; no batch", "shapes": "resolves a name; no batch",
-    "params": [raises("bogus_name", lambda: I.get_inpainter("bogus"), "bogus|name"),
-               raises("bad_option", lambda: I.get_inpainter("blur", sigma=-1.0), "sigma")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "empty": "resolves a name; no batch",
+    "shapes": "resolves a name; no batch",
+    "params": [
+        raises("bogus_name", lambda: I.get_inpainter("bogus"), "bogus|name"),
+        raises("bad_option", lambda: I.get_inpainter("blur", sigma=-1.0), "sigma"),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.inpaint:inpainter_names"] = na_all("takes no arguments")
 for _name in ("harmonic_fill", "pull_push_fill"):
@@ -789,10 +1036,16 @@ for _name in ("harmonic_fill", "pull_push_fill"):
         "nan": [raises("nan_in_known_pixels", (lambda f=_f: f(nan_images(), holes())), "images")],
         "empty": [result("batch_of_0", (lambda f=_f: f(images(0), holes(0))), empty_like_shape((0, 3, 8, 8)))],
         "shapes": [raises("holes_other_size", (lambda f=_f: f(images(2), holes(2, size=6))), "holes")],
-        "params": ([raises("omega=nan", lambda: I.harmonic_fill(images(2), holes(), omega=float("nan")), "omega"),
-                    raises("sweeps=0", lambda: I.harmonic_fill(images(2), holes(), sweeps=0), "sweeps")]
-                   if _name == "harmonic_fill" else "no parameters beyond the tensors"),
-        "targets": NO_TARGET, "model_state": NO_MODEL,
+        "params": (
+            [
+                raises("omega=nan", lambda: I.harmonic_fill(images(2), holes(), omega=float("nan")), "omega"),
+                raises("sweeps=0", lambda: I.harmonic_fill(images(2), holes(), sweeps=0), "sweeps"),
+            ]
+            if _name == "harmonic_fill"
+            else "no parameters beyond the tensors"
+        ),
+        "targets": NO_TARGET,
+        "model_state": NO_MODEL,
     }
 
 # --- propagate -------------------------------------------------------------------------------
@@ -807,20 +1060,29 @@ for _name in ("COLOR_SPACES", "SOLVERS"):
 API["captum_ext.propagate:SolveInfo"] = na_all(RECORD)
 API["captum_ext.propagate:GraphOperator"] = na_all("the abstract operator; StencilOperator / CSROperator are walked")
 API["captum_ext.propagate:StencilOperator"] = {
-    "nan": [raises("nan_weights", lambda: P.StencilOperator(torch.full((1, 9, 4, 4), float("nan"))), "weights"),
-            raises("nan_guide", lambda: P.StencilOperator.from_guide(nan_images()), "guide")],
+    "nan": [
+        raises("nan_weights", lambda: P.StencilOperator(torch.full((1, 9, 4, 4), float("nan"))), "weights"),
+        raises("nan_guide", lambda: P.StencilOperator.from_guide(nan_images()), "guide"),
+    ],
     "empty": [result("batch_of_0", lambda: P.solve_mrp(_op(0), images(0))[0], empty_like_shape((0, 3, 8, 8)))],
     "shapes": [raises("3d_weights", lambda: P.StencilOperator(torch.rand(9, 4, 4)), "weights")],
     "params": [raises("radius=0", lambda: P.StencilOperator.from_guide(images(2), radius=0), "radius")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.propagate:CSROperator"] = {
     "nan": "built from an affinity the caller computed (stencil_affinity, walked)",
     "empty": "one sparse matrix for a batch; walked through StencilOperator",
-    "shapes": [raises("shape_mismatch", lambda: P.CSROperator(torch.eye(4).to_sparse_csr(), (1, 3, 3)), "shape|affinity")],
-    "params": [raises("dense_affinity", lambda: P.CSROperator(torch.eye(4), (1, 2, 2)), "affinity",
-                      exc=(TypeError, ValueError))],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "shapes": [
+        raises("shape_mismatch", lambda: P.CSROperator(torch.eye(4).to_sparse_csr(), (1, 3, 3)), "shape|affinity")
+    ],
+    "params": [
+        raises(
+            "dense_affinity", lambda: P.CSROperator(torch.eye(4), (1, 2, 2)), "affinity", exc=(TypeError, ValueError)
+        )
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 for _name in ("solve_mrp", "conjugate_gradient", "value_iteration"):
     _f = getattr(P, _name)
@@ -828,47 +1090,84 @@ for _name in ("solve_mrp", "conjugate_gradient", "value_iteration"):
         "nan": [raises("nan_reward", (lambda f=_f: f(_op(), nan_images())), "reward")],
         "empty": [result("batch_of_0", (lambda f=_f: f(_op(0), images(0))[0]), empty_like_shape((0, 3, 8, 8)))],
         "shapes": [raises("reward_other_size", (lambda f=_f: f(_op(), images(2, size=6))), "reward")],
-        "params": [raises(f"{n}={label}", (lambda f=_f, n=n, v=v: f(_op(), images(2), **{n: v})), n, exc=e)
-                   for (n, v, label, e) in (_ctor("gamma", 1.0), _ctor("gamma", float("nan")), _ctor("tol", float("nan")),
-                                            _ctor("tol", -1.0), _ctor("max_iter", 0))]
-        + ([raises("solver='bogus'", lambda: P.solve_mrp(_op(), images(2), solver="bogus"), "solver")]
-           if _name == "solve_mrp" else []),
-        "targets": NO_TARGET, "model_state": NO_MODEL,
+        "params": [
+            raises(f"{n}={label}", (lambda f=_f, n=n, v=v: f(_op(), images(2), **{n: v})), n, exc=e)
+            for (n, v, label, e) in (
+                _ctor("gamma", 1.0),
+                _ctor("gamma", float("nan")),
+                _ctor("tol", float("nan")),
+                _ctor("tol", -1.0),
+                _ctor("max_iter", 0),
+            )
+        ]
+        + (
+            [raises("solver='bogus'", lambda: P.solve_mrp(_op(), images(2), solver="bogus"), "solver")]
+            if _name == "solve_mrp"
+            else []
+        ),
+        "targets": NO_TARGET,
+        "model_state": NO_MODEL,
     }
 API["captum_ext.propagate:stencil_affinity"] = {
     "nan": [raises("nan_guide", lambda: P.stencil_affinity(nan_images()), "guide")],
     "empty": [result("batch_of_0", lambda: P.stencil_affinity(images(0)), empty_like_shape((0,)))],
     "shapes": [raises("3d_guide", lambda: P.stencil_affinity(images(2)[:, 0]), "guide")],
-    "params": [raises(f"{n}={label}", (lambda n=n, v=v: P.stencil_affinity(images(2), **{n: v})), n, exc=e)
-               for (n, v, label, e) in (_ctor("radius", -1), _ctor("sigma_s", float("nan")), _ctor("sigma_c", -1.0),
-                                        _ctor("color_space", "bogus"), _ctor("min_weight", float("nan")))],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "params": [
+        raises(f"{n}={label}", (lambda n=n, v=v: P.stencil_affinity(images(2), **{n: v})), n, exc=e)
+        for (n, v, label, e) in (
+            _ctor("radius", -1),
+            _ctor("sigma_s", float("nan")),
+            _ctor("sigma_c", -1.0),
+            _ctor("color_space", "bogus"),
+            _ctor("min_weight", float("nan")),
+        )
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.propagate:color_features"] = {
     "nan": "a colour conversion of a guide; the NaN policy is applied by stencil_affinity (walked)",
     "empty": [result("batch_of_0", lambda: P.color_features(images(0)), empty_like_shape((0,)))],
     "shapes": [raises("3d_guide", lambda: P.color_features(images(2)[:, 0], "lab"), "guide")],
     "params": [raises("color_space='bogus'", lambda: P.color_features(images(2), "bogus"), "color_space")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.propagate:leakage_weight"] = {
-    "nan": "takes numbers; NaN is a bad parameter", "empty": "takes numbers", "shapes": "takes numbers",
-    "params": [raises("delta=nan", lambda: P.leakage_weight(float("nan"), 0.1), "delta"),
-               raises("sigma_c=-1", lambda: P.leakage_weight(0.1, -1.0), "sigma_c")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "nan": "takes numbers; NaN is a bad parameter",
+    "empty": "takes numbers",
+    "shapes": "takes numbers",
+    "params": [
+        raises("delta=nan", lambda: P.leakage_weight(float("nan"), 0.1), "delta"),
+        raises("sigma_c=-1", lambda: P.leakage_weight(0.1, -1.0), "sigma_c"),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.propagate:min_max_scale"] = {
-    "nan": [result("nan_in_one_image", lambda: P.min_max_scale(nan_images()),
-                   rows_nan_exactly([0], lambda: P.min_max_scale(images(2))))],
+    "nan": [
+        result(
+            "nan_in_one_image",
+            lambda: P.min_max_scale(nan_images()),
+            rows_nan_exactly([0], lambda: P.min_max_scale(images(2))),
+        )
+    ],
     "empty": [result("batch_of_0", lambda: P.min_max_scale(images(0)), empty_like_shape((0, 3, 8, 8)))],
     "shapes": "any (B, ...) tensor is scaled per row",
-    "params": "no parameters", "targets": NO_TARGET, "model_state": NO_MODEL,
+    "params": "no parameters",
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.propagate:window_offsets"] = {
-    "nan": "takes an int", "empty": "takes an int", "shapes": "takes an int",
-    "params": [raises("radius=-1", lambda: P.window_offsets(-1), "radius"),
-               raises("radius=1.5", lambda: P.window_offsets(1.5), "radius", exc=TypeError)],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "nan": "takes an int",
+    "empty": "takes an int",
+    "shapes": "takes an int",
+    "params": [
+        raises("radius=-1", lambda: P.window_offsets(-1), "radius"),
+        raises("radius=1.5", lambda: P.window_offsets(1.5), "radius", exc=TypeError),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 
 # --- data ------------------------------------------------------------------------------------
@@ -890,6 +1189,7 @@ def no_training(call: Callable[[], Any]) -> Callable[[], Any]:
 
         with mock.patch.object(C, "make_stamped_batch", refuse):
             return call()
+
     return run
 
 
@@ -898,71 +1198,139 @@ for _name in ("DEFAULT_RECIPE", "GLYPH_NAMES", "PHOTO_NAMES"):
 API["captum_ext.data:StampedBatch"] = na_all(RECORD)
 API["captum_ext.data:cache_dir"] = na_all("takes no arguments")
 API["captum_ext.data:StampNet"] = {
-    "nan": "a model; what it is fed is the caller's", "empty": "a model (a batch of 0 gives (0, classes))",
-    "shapes": "a model", "targets": NO_TARGET, "model_state": "a model",
-    "params": [raises("num_classes=0", lambda: D.StampNet(num_classes=0), "num_classes"),
-               raises("width=0", lambda: D.StampNet(width=0), "width")],
+    "nan": "a model; what it is fed is the caller's",
+    "empty": "a model (a batch of 0 gives (0, classes))",
+    "shapes": "a model",
+    "targets": NO_TARGET,
+    "model_state": "a model",
+    "params": [
+        raises("num_classes=0", lambda: D.StampNet(num_classes=0), "num_classes"),
+        raises("width=0", lambda: D.StampNet(width=0), "width"),
+    ],
 }
 for _name, _f in (("make_stamped_batch", D.make_stamped_batch), ("StampedImages", D.StampedImages)):
     API[f"captum_ext.data:{_name}"] = {
         "nan": "builds images from a seed",
-        "empty": [result("n=0", (lambda f=_f: f(0, image_size=16, stamp_size=6)),
-                         lambda out: None if len(out) == 0 or getattr(out, "images", torch.zeros(1)).shape[0] == 0
-                         else (_ for _ in ()).throw(AssertionError("not empty")))],
+        "empty": [
+            result(
+                "n=0",
+                (lambda f=_f: f(0, image_size=16, stamp_size=6)),
+                lambda out: (
+                    None
+                    if len(out) == 0 or getattr(out, "images", torch.zeros(1)).shape[0] == 0
+                    else (_ for _ in ()).throw(AssertionError("not empty"))
+                ),
+            )
+        ],
         "shapes": "builds images from sizes (walked as parameters)",
-        "params": [raises("n=-1", (lambda f=_f: f(-1)), "n"),
-                   raises("stamp_size>image_size", (lambda f=_f: f(2, image_size=8, stamp_size=12)), "stamp_size|image_size"),
-                   raises("num_glyphs=0", (lambda f=_f: f(2, num_glyphs=0)), "num_glyphs"),
-                   raises("num_glyphs=99", (lambda f=_f: f(2, num_glyphs=99)), "num_glyphs")],
-        "targets": NO_TARGET, "model_state": NO_MODEL,
+        "params": [
+            raises("n=-1", (lambda f=_f: f(-1)), "n"),
+            raises("stamp_size>image_size", (lambda f=_f: f(2, image_size=8, stamp_size=12)), "stamp_size|image_size"),
+            raises("num_glyphs=0", (lambda f=_f: f(2, num_glyphs=0)), "num_glyphs"),
+            raises("num_glyphs=99", (lambda f=_f: f(2, num_glyphs=99)), "num_glyphs"),
+        ],
+        "targets": NO_TARGET,
+        "model_state": NO_MODEL,
     }
 API["captum_ext.data:glyph_mask"] = {
-    "nan": "takes a name and a size", "empty": "one glyph", "shapes": "one glyph",
-    "params": [raises("name='bogus'", lambda: D.glyph_mask("bogus", 8), "name|bogus"),
-               raises("size=0", lambda: D.glyph_mask("plus", 0), "size")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "nan": "takes a name and a size",
+    "empty": "one glyph",
+    "shapes": "one glyph",
+    "params": [
+        raises("name='bogus'", lambda: D.glyph_mask("bogus", 8), "name|bogus"),
+        raises("size=0", lambda: D.glyph_mask("plus", 0), "size"),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.data:load_photo"] = {
-    "nan": "reads a bundled photo", "empty": "one photo", "shapes": "one photo",
-    "params": [raises("name='bogus'", lambda: D.load_photo("bogus"), "name|bogus"),
-               raises("size=0", lambda: D.load_photo("astronaut", size=0), "size")],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "nan": "reads a bundled photo",
+    "empty": "one photo",
+    "shapes": "one photo",
+    "params": [
+        raises("name='bogus'", lambda: D.load_photo("bogus"), "name|bogus"),
+        raises("size=0", lambda: D.load_photo("astronaut", size=0), "size"),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.data:load_photos"] = {
     "nan": "reads bundled photos",
     "empty": [result("names=[]", lambda: D.load_photos([], size=16), empty_like_shape((0,)))],
     "shapes": "reads bundled photos",
-    "params": [raises("size=0", lambda: D.load_photos(["astronaut"], size=0), "size"),
-               raises("names='astronaut'", lambda: D.load_photos("astronaut", size=16), "names", exc=TypeError)],
-    "targets": NO_TARGET, "model_state": NO_MODEL,
+    "params": [
+        raises("size=0", lambda: D.load_photos(["astronaut"], size=0), "size"),
+        raises("names='astronaut'", lambda: D.load_photos("astronaut", size=16), "names", exc=TypeError),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
 }
 API["captum_ext.data:stamp_recall"] = {
-    "nan": [raises("nan_images", lambda: D.stamp_recall(TinyNet().eval(), nan_images(), torch.tensor([0, 1]), 2),
-                   "images")],
-    "empty": [result("batch_of_0", lambda: D.stamp_recall(TinyNet().eval(), images(0), torch.zeros(0, dtype=torch.long),
-                                                          2), empty_like_shape((0,)))],
-    "shapes": [raises("labels_other_length", lambda: D.stamp_recall(TinyNet().eval(), images(2), torch.tensor([0]), 2),
-                      "labels")],
-    "params": [raises("batch_size=0", lambda: D.stamp_recall(TinyNet().eval(), images(2), torch.tensor([0, 1]), 2,
-                                                             batch_size=0), "batch_size")],
+    "nan": [
+        raises("nan_images", lambda: D.stamp_recall(TinyNet().eval(), nan_images(), torch.tensor([0, 1]), 2), "images")
+    ],
+    "empty": [
+        result(
+            "batch_of_0",
+            lambda: D.stamp_recall(TinyNet().eval(), images(0), torch.zeros(0, dtype=torch.long), 2),
+            empty_like_shape((0,)),
+        )
+    ],
+    "shapes": [
+        raises(
+            "labels_other_length", lambda: D.stamp_recall(TinyNet().eval(), images(2), torch.tensor([0]), 2), "labels"
+        )
+    ],
+    "params": [
+        raises(
+            "batch_size=0",
+            lambda: D.stamp_recall(TinyNet().eval(), images(2), torch.tensor([0, 1]), 2, batch_size=0),
+            "batch_size",
+        )
+    ],
     "targets": "takes labels (walked as shapes)",
     "model_state": model_state_cases(lambda m: D.stamp_recall(m, images(2), torch.tensor([0, 1]), 2)),
 }
 API["captum_ext.data:load_stamp_classifier"] = {
-    "nan": [raises("recipe_lr_nan", no_training(lambda: D.load_stamp_classifier(recipe={**D.DEFAULT_RECIPE, "lr": float("nan")},
-                                                                    progress=False)), "lr|recipe")],
-    "empty": "loads one model", "shapes": "loads one model",
-    "params": [raises("recipe_unknown_key", no_training(lambda: D.load_stamp_classifier(recipe={"bogus": 1}, progress=False)),
-                      "recipe|bogus"),
-               raises("device='bogus'", no_training(lambda: D.load_stamp_classifier(device="bogus", progress=False)), "device")],
-    "targets": NO_TARGET, "model_state": "returns a fresh model",
+    "nan": [
+        raises(
+            "recipe_lr_nan",
+            no_training(
+                lambda: D.load_stamp_classifier(recipe={**D.DEFAULT_RECIPE, "lr": float("nan")}, progress=False)
+            ),
+            "lr|recipe",
+        )
+    ],
+    "empty": "loads one model",
+    "shapes": "loads one model",
+    "params": [
+        raises(
+            "recipe_unknown_key",
+            no_training(lambda: D.load_stamp_classifier(recipe={"bogus": 1}, progress=False)),
+            "recipe|bogus",
+        ),
+        raises(
+            "device='bogus'", no_training(lambda: D.load_stamp_classifier(device="bogus", progress=False)), "device"
+        ),
+    ],
+    "targets": NO_TARGET,
+    "model_state": "returns a fresh model",
 }
 API["captum_ext.data:train_stamp_classifier"] = {
-    "nan": [raises("recipe_lr_nan", no_training(lambda: D.train_stamp_classifier(recipe={**D.DEFAULT_RECIPE, "lr": float("nan")})),
-                   "lr|recipe")],
-    "empty": "trains one model", "shapes": "trains one model",
-    "params": [raises("recipe_unknown_key", no_training(lambda: D.train_stamp_classifier(recipe={"bogus": 1})), "recipe|bogus")],
-    "targets": NO_TARGET, "model_state": "returns a fresh model; restores the global RNG (tests/test_classifier.py)",
+    "nan": [
+        raises(
+            "recipe_lr_nan",
+            no_training(lambda: D.train_stamp_classifier(recipe={**D.DEFAULT_RECIPE, "lr": float("nan")})),
+            "lr|recipe",
+        )
+    ],
+    "empty": "trains one model",
+    "shapes": "trains one model",
+    "params": [
+        raises("recipe_unknown_key", no_training(lambda: D.train_stamp_classifier(recipe={"bogus": 1})), "recipe|bogus")
+    ],
+    "targets": NO_TARGET,
+    "model_state": "returns a fresh model; restores the global RNG (tests/test_classifier.py)",
 }
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -972,10 +1340,9 @@ def cli(*argv: str) -> Any:
     """Run the CLI in-process; returns (exit code, stderr text)."""
     import contextlib
     import io
+    import tempfile
 
     from captum_ext.benchmark.cli import main
-
-    import tempfile
 
     args = list(argv)
     if "--out" not in args:  # never write into the working directory
@@ -1004,6 +1371,7 @@ def cli_error(argv: Tuple[str, ...], names: str) -> Check:
         assert "Traceback" not in err, err
         assert re.search(names, lines[-1]), f"{names!r} not in {lines[-1]!r}"
         assert lines[-1].startswith("captum-ext") and "error" in lines[-1], lines[-1]
+
     return check
 
 
@@ -1015,15 +1383,18 @@ def _cli_cases(cmd: str) -> Entry:
         return result(id, lambda: cli(*full), cli_error(full, names), xfail=xfail)
 
     return {
-        "nan": [case("std=nan", ("--std", "nan") + fast, "--std")] if cmd == "sanity" else
-        "numbers on the command line are ints except --std (sanity)",
+        "nan": [case("std=nan", ("--std", "nan") + fast, "--std")]
+        if cmd == "sanity"
+        else "numbers on the command line are ints except --std (sanity)",
         "empty": [case("n-images=0", ("--n-images", "0"), "--n-images")],
         "shapes": "no tensors on the command line",
-        "params": [case("batch-size=0", ("--batch-size", "0") + fast, "--batch-size"),
-                   case("device=bogus", ("--device", "bogus") + fast, "--device"),
-                   case("methods=bogus", ("--methods", "bogus", "--n-images", "1"), "--methods|bogus"),
-                   case("n-images=-3", ("--n-images", "-3"), "--n-images"),
-                   case("out=unwritable", ("--out", "/proc/captum_ext_cannot_write") + fast, "--out")],
+        "params": [
+            case("batch-size=0", ("--batch-size", "0") + fast, "--batch-size"),
+            case("device=bogus", ("--device", "bogus") + fast, "--device"),
+            case("methods=bogus", ("--methods", "bogus", "--n-images", "1"), "--methods|bogus"),
+            case("n-images=-3", ("--n-images", "-3"), "--n-images"),
+            case("out=unwritable", ("--out", "/proc/captum_ext_cannot_write") + fast, "--out"),
+        ],
         "targets": "targets are the data set's labels",
         "model_state": "loads its own classifier",
     }

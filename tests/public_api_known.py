@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (generated: one line per known failure)
 """Public-API walk cases that fail on branch `conformance` today: what fails, the file, the owner.
 
 Generated from a run of tests/test_public_api_walk.py before the other branches are merged. Each

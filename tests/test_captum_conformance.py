@@ -174,8 +174,10 @@ def _pathway_kwargs(args: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _ig_kwargs(args: Dict[str, Any]) -> Dict[str, Any]:
-    return {**_pick(args, "inputs", "baselines", "target", "additional_forward_args", "internal_batch_size"),
-            "n_steps": 16}
+    return {
+        **_pick(args, "inputs", "baselines", "target", "additional_forward_args", "internal_batch_size"),
+        "n_steps": 16,
+    }
 
 
 def _dls_kwargs(args: Dict[str, Any]) -> Dict[str, Any]:
@@ -189,8 +191,17 @@ def _constant_of(args: Dict[str, Any]) -> Any:
 
 
 SAMPLING_BASES = (ShapleyValueSampling, Lime, KernelShap)
-PERTURBATION_KEYS = ("inputs", "baselines", "target", "additional_forward_args", "feature_mask",
-                     "perturbations_per_eval", "n_samples", "sliding_window_shapes", "strides")
+PERTURBATION_KEYS = (
+    "inputs",
+    "baselines",
+    "target",
+    "additional_forward_args",
+    "feature_mask",
+    "perturbations_per_eval",
+    "n_samples",
+    "sliding_window_shapes",
+    "strides",
+)
 
 
 def _cell_mask(inputs: Tensor) -> Tensor:
@@ -245,23 +256,70 @@ INPAINTING = {
 
 def _variants() -> List[Variant]:
     out = [
-        Variant("NeFLAG-fixed", lambda m, a: NeFLAG(m), _neflag_fixed_kwargs, beside=(Saliency,),
-                also_on_images=True),
-        Variant("NeFLAG-random", lambda m, a: NeFLAG(m), _neflag_random_kwargs, beside=(Saliency,),
-                also_on_images=True, random=True),
-        Variant("PathwayGradient-s0", lambda m, a: PathwayGradient(m, sparsity=0.0), _pathway_kwargs,
-                beside=(Saliency,), also_on_images=True, hook_based=True,
-                oracle=Saliency, oracle_kwargs=_pathway_kwargs),
-        Variant(f"PathwayGradient-s{PRUNE_SPARSITY}", lambda m, a: PathwayGradient(m, sparsity=PRUNE_SPARSITY),
-                _pathway_kwargs, beside=(Saliency,), also_on_images=True, hook_based=True, tags=("sparse",)),
-        Variant("PrunedIG-s0", _pruned(IntegratedGradients, 0.0), _ig_kwargs, beside=(IntegratedGradients,),
-                also_on_images=True, hook_based=True, oracle=IntegratedGradients, oracle_kwargs=_ig_kwargs),
-        Variant(f"PrunedIG-s{PRUNE_SPARSITY}", _pruned(IntegratedGradients, PRUNE_SPARSITY), _ig_kwargs,
-                beside=(IntegratedGradients,), also_on_images=True, hook_based=True, tags=("sparse",)),
-        Variant("PrunedDeepLiftShap-s0", _pruned(DeepLiftShap, 0.0), _dls_kwargs, beside=(DeepLiftShap,),
-                hook_based=True, oracle=DeepLiftShap, oracle_kwargs=_dls_kwargs),
-        Variant(f"PrunedDeepLiftShap-s{PRUNE_SPARSITY}", _pruned(DeepLiftShap, PRUNE_SPARSITY), _dls_kwargs,
-                beside=(DeepLiftShap,), hook_based=True, tags=("sparse",)),
+        Variant("NeFLAG-fixed", lambda m, a: NeFLAG(m), _neflag_fixed_kwargs, beside=(Saliency,), also_on_images=True),
+        Variant(
+            "NeFLAG-random",
+            lambda m, a: NeFLAG(m),
+            _neflag_random_kwargs,
+            beside=(Saliency,),
+            also_on_images=True,
+            random=True,
+        ),
+        Variant(
+            "PathwayGradient-s0",
+            lambda m, a: PathwayGradient(m, sparsity=0.0),
+            _pathway_kwargs,
+            beside=(Saliency,),
+            also_on_images=True,
+            hook_based=True,
+            oracle=Saliency,
+            oracle_kwargs=_pathway_kwargs,
+        ),
+        Variant(
+            f"PathwayGradient-s{PRUNE_SPARSITY}",
+            lambda m, a: PathwayGradient(m, sparsity=PRUNE_SPARSITY),
+            _pathway_kwargs,
+            beside=(Saliency,),
+            also_on_images=True,
+            hook_based=True,
+            tags=("sparse",),
+        ),
+        Variant(
+            "PrunedIG-s0",
+            _pruned(IntegratedGradients, 0.0),
+            _ig_kwargs,
+            beside=(IntegratedGradients,),
+            also_on_images=True,
+            hook_based=True,
+            oracle=IntegratedGradients,
+            oracle_kwargs=_ig_kwargs,
+        ),
+        Variant(
+            f"PrunedIG-s{PRUNE_SPARSITY}",
+            _pruned(IntegratedGradients, PRUNE_SPARSITY),
+            _ig_kwargs,
+            beside=(IntegratedGradients,),
+            also_on_images=True,
+            hook_based=True,
+            tags=("sparse",),
+        ),
+        Variant(
+            "PrunedDeepLiftShap-s0",
+            _pruned(DeepLiftShap, 0.0),
+            _dls_kwargs,
+            beside=(DeepLiftShap,),
+            hook_based=True,
+            oracle=DeepLiftShap,
+            oracle_kwargs=_dls_kwargs,
+        ),
+        Variant(
+            f"PrunedDeepLiftShap-s{PRUNE_SPARSITY}",
+            _pruned(DeepLiftShap, PRUNE_SPARSITY),
+            _dls_kwargs,
+            beside=(DeepLiftShap,),
+            hook_based=True,
+            tags=("sparse",),
+        ),
     ]
     for base, ours in INPAINTING.items():
         random = base in (ShapleyValueSampling, Lime, KernelShap)
@@ -274,18 +332,35 @@ def _variants() -> List[Variant]:
         if base is Lime:
             # InpaintingLime's one documented difference: LIME's image kernel on the binary sample
             oracle = _lime_with_binary_kernel
-        out.append(Variant(f"{ours.__name__}-constant", const_build, kwargs, beside=(base,),
-                           random=random, oracle=oracle, oracle_kwargs=kwargs))
-        out.append(Variant(f"{ours.__name__}-default", lambda m, a, ours=ours: ours(m), kwargs,
-                           beside=(base,), random=random))
+        out.append(
+            Variant(
+                f"{ours.__name__}-constant",
+                const_build,
+                kwargs,
+                beside=(base,),
+                random=random,
+                oracle=oracle,
+                oracle_kwargs=kwargs,
+            )
+        )
+        out.append(
+            Variant(f"{ours.__name__}-default", lambda m, a, ours=ours: ours(m), kwargs, beside=(base,), random=random)
+        )
     for base_name, base in (("Saliency", Saliency), ("IG", IntegratedGradients), ("FeatureAblation", FeatureAblation)):
+
         def iprop_build(m: nn.Module, a: Dict[str, Any], base: type = base) -> Any:
             return IProp(base(m), **IPROP_KW)
 
         kwargs = _iprop_fa_kwargs if base is FeatureAblation else _image_kwargs
         out.append(Variant(f"IProp-{base_name}", iprop_build, kwargs, image_only=True))
-    out.append(Variant("MeaningfulPerturbation", lambda m, a: MeaningfulPerturbation(m),
-                       lambda a: {**_image_kwargs(a), **MP_KW}, image_only=True))
+    out.append(
+        Variant(
+            "MeaningfulPerturbation",
+            lambda m, a: MeaningfulPerturbation(m),
+            lambda a: {**_image_kwargs(a), **MP_KW},
+            image_only=True,
+        )
+    )
     return out
 
 
@@ -296,44 +371,78 @@ VARIANTS = _variants()
 # --------------------------------------------------------------------------------------------
 
 KNOWN_DEFECTS: Dict[Tuple[str, str, str], str] = {
-    ("oracle", "InpaintingLime-constant", "basic_multiple_tuple_target_with_baselines"):
-        "per-example baselines (B, ...) not split per example in InpaintingLime (attr/inpainting.py); "
-        "fixed on branch inpaint",
-    ("oracle", "InpaintingKernelShap-constant", "basic_multiple_tuple_target_with_baselines"):
-        "per-example baselines (B, ...) not split per example in InpaintingKernelShap (attr/inpainting.py); "
-        "fixed on branch inpaint",
-    ("future", "InpaintingFeatureAblation-default", "conv_with_perturbations_per_eval"):
-        "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
-        "fixed on branch inpaint",
-    ("future", "InpaintingShapleyValueSampling-default", "conv_with_perturbations_per_eval"):
-        "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
-        "fixed on branch inpaint",
-    ("targets", "MeaningfulPerturbation", "conv_occlusion_with_perturbations_per_eval"):
-        "MeaningfulPerturbation batched != one at a time (max |diff| 3e-3 on this entry's model) "
-        "(attr/meaningful_perturbation.py); owner: branch neflag-mp",
-    ("sparse", f"PrunedIG-s{PRUNE_SPARSITY}", "conv_with_perturbations_per_eval"):
-        "sparsity 0.25 leaves an all-zero map where IntegratedGradients' map is non-zero: when the Taylor "
-        "scores tie (all 0 on this model) more than `sparsity` of the units are pruned "
-        "(attr/pathway.py); owner: branch pathway",
-    ("targets", f"PrunedDeepLiftShap-s{PRUNE_SPARSITY}", "basic_multiple_target_dl_shap"):
-        "PrunedAttribution(DeepLiftShap) applies one sample's pathway to another sample's rows "
-        "(attr/pathway_gradient.py); fixed on branch pathway",
+    (
+        "oracle",
+        "InpaintingLime-constant",
+        "basic_multiple_tuple_target_with_baselines",
+    ): "per-example baselines (B, ...) not split per example in InpaintingLime (attr/inpainting.py); "
+    "fixed on branch inpaint",
+    (
+        "oracle",
+        "InpaintingKernelShap-constant",
+        "basic_multiple_tuple_target_with_baselines",
+    ): "per-example baselines (B, ...) not split per example in InpaintingKernelShap (attr/inpainting.py); "
+    "fixed on branch inpaint",
+    (
+        "future",
+        "InpaintingFeatureAblation-default",
+        "conv_with_perturbations_per_eval",
+    ): "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
+    "fixed on branch inpaint",
+    (
+        "future",
+        "InpaintingShapleyValueSampling-default",
+        "conv_with_perturbations_per_eval",
+    ): "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
+    "fixed on branch inpaint",
+    (
+        "targets",
+        "MeaningfulPerturbation",
+        "conv_occlusion_with_perturbations_per_eval",
+    ): "MeaningfulPerturbation batched != one at a time (max |diff| 3e-3 on this entry's model) "
+    "(attr/meaningful_perturbation.py); owner: branch neflag-mp",
+    (
+        "sparse",
+        f"PrunedIG-s{PRUNE_SPARSITY}",
+        "conv_with_perturbations_per_eval",
+    ): "sparsity 0.25 leaves an all-zero map where IntegratedGradients' map is non-zero: when the Taylor "
+    "scores tie (all 0 on this model) more than `sparsity` of the units are pruned "
+    "(attr/pathway.py); owner: branch pathway",
+    (
+        "targets",
+        f"PrunedDeepLiftShap-s{PRUNE_SPARSITY}",
+        "basic_multiple_target_dl_shap",
+    ): "PrunedAttribution(DeepLiftShap) applies one sample's pathway to another sample's rows "
+    "(attr/pathway_gradient.py); fixed on branch pathway",
 }
 
 
 #: NeFLAG's random directions: the entries where batch composition changes the map (on the
 #: image entries every direction gives the same zero map: the model's gradient is 0 there)
-for _name in ("basic_single_target", "basic_multi_input", "basic_multi_target", "basic_multi_input_multi_target",
-              "basic_multiple_tuple_target", "basic_tensor_single_target", "basic_tensor_multi_target",
-              "basic_multi_input_multi_target_nt"):
+for _name in (
+    "basic_single_target",
+    "basic_multi_input",
+    "basic_multi_target",
+    "basic_multi_input_multi_target",
+    "basic_multiple_tuple_target",
+    "basic_tensor_single_target",
+    "basic_tensor_multi_target",
+    "basic_multi_input_multi_target_nt",
+):
     KNOWN_DEFECTS[("targets", "NeFLAG-random", _name)] = (
         "NeFLAG draws random directions per batch row, so an example's map depends on the batch "
-        "(attr/neflag.py); fixed on branch neflag-mp")
+        "(attr/neflag.py); fixed on branch neflag-mp"
+    )
 
 
 def _defect(check: str, variant: str, entry: str) -> Optional[str]:
-    for key in ((check, variant, entry), (check, variant, "*"), (check, "*", entry), ("*", variant, "*"),
-                ("*", variant, entry)):
+    for key in (
+        (check, variant, entry),
+        (check, variant, "*"),
+        (check, "*", entry),
+        ("*", variant, "*"),
+        ("*", variant, entry),
+    ):
         if key in KNOWN_DEFECTS:
             return KNOWN_DEFECTS[key]
     return None
@@ -365,12 +474,28 @@ def _cases(check: str, per_variant: Optional[int] = None) -> List[Any]:
     seen: Dict[str, List[bool]] = {}
     for cfg in ENTRIES:
         if _entry_id(cfg) not in SAMPLED:
-            params.append(pytest.param(cfg, None, id=f"{_entry_id(cfg)}-*", marks=pytest.mark.skip(
-                reason="sampled out: repeats a walked entry's target form and inputs (see SAMPLED)")))
+            params.append(
+                pytest.param(
+                    cfg,
+                    None,
+                    id=f"{_entry_id(cfg)}-*",
+                    marks=pytest.mark.skip(
+                        reason="sampled out: repeats a walked entry's target form and inputs (see SAMPLED)"
+                    ),
+                )
+            )
             continue
         if "layer" in cfg:
-            params.append(pytest.param(cfg, None, id=f"{_entry_id(cfg)}-*", marks=pytest.mark.skip(
-                reason="layer / neuron entry: our classes are primary attribution methods (no layer argument)")))
+            params.append(
+                pytest.param(
+                    cfg,
+                    None,
+                    id=f"{_entry_id(cfg)}-*",
+                    marks=pytest.mark.skip(
+                        reason="layer / neuron entry: our classes are primary attribution methods (no layer argument)"
+                    ),
+                )
+            )
             continue
         matched = False
         for v in VARIANTS:
@@ -394,8 +519,14 @@ def _cases(check: str, per_variant: Optional[int] = None) -> List[Any]:
             params.append(pytest.param(cfg, v, id=f"{_entry_id(cfg)}-{v.name}", marks=marks))
         if not matched:
             algos = [a.__name__ for a in cfg["algorithms"]]
-            params.append(pytest.param(cfg, None, id=f"{_entry_id(cfg)}-*", marks=pytest.mark.skip(
-                reason=f"no class of ours sits beside {algos}")))
+            params.append(
+                pytest.param(
+                    cfg,
+                    None,
+                    id=f"{_entry_id(cfg)}-*",
+                    marks=pytest.mark.skip(reason=f"no class of ours sits beside {algos}"),
+                )
+            )
     return params
 
 
@@ -434,17 +565,17 @@ def _slice_example(args: Dict[str, Any], cfg: Dict[str, Any], i: int, target: An
     one = dict(args)
     one["target"] = target
     x = args["inputs"]
-    one["inputs"] = x[i:i + 1] if isinstance(x, Tensor) else tuple(t[i:i + 1] for t in x)
+    one["inputs"] = x[i : i + 1] if isinstance(x, Tensor) else tuple(t[i : i + 1] for t in x)
     extra = args.get("additional_forward_args")
     if extra is not None:
         extra = extra if isinstance(extra, tuple) else (extra,)
-        one["additional_forward_args"] = tuple(a[i:i + 1] if isinstance(a, Tensor) else a for a in extra)
+        one["additional_forward_args"] = tuple(a[i : i + 1] if isinstance(a, Tensor) else a for a in extra)
     if "baselines" in args and not cfg.get("baseline_distr", False):
         b = args["baselines"]
         if isinstance(b, Tensor):
-            one["baselines"] = b[i:i + 1]
+            one["baselines"] = b[i : i + 1]
         elif isinstance(b, tuple):
-            one["baselines"] = tuple(t[i:i + 1] if isinstance(t, Tensor) else t for t in b)
+            one["baselines"] = tuple(t[i : i + 1] if isinstance(t, Tensor) else t for t in b)
     return one
 
 
@@ -489,8 +620,11 @@ class ErrorModule(nn.Module):
 def _replace_called_relu(model: nn.Module, args: Dict[str, Any]) -> str:
     """Replace the first ReLU module that a forward pass calls by ``ErrorModule``."""
     called: List[str] = []
-    handles = [m.register_forward_hook(lambda mod, i, o, name=name: called.append(name))
-               for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    handles = [
+        m.register_forward_hook(lambda mod, i, o, name=name: called.append(name))
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ReLU)
+    ]
     extra = args.get("additional_forward_args")
     extra = () if extra is None else (extra if isinstance(extra, tuple) else (extra,))
     with torch.no_grad():
@@ -513,9 +647,11 @@ def _replace_called_relu(model: nn.Module, args: Dict[str, Any]) -> str:
 def test_targets(cfg: Dict[str, Any], v: Optional[Variant]) -> None:
     v = _skip_if_none(v)
     if any(b in (Lime, KernelShap) for b in v.beside):
-        pytest.skip("Captum's own Lime / KernelShap fail batched == one at a time on this entry (each example's "
-                    "samples are drawn in sequence from the global RNG; see test_captum_sampling_is_sequential); "
-                    "ours are held to Captum's numbers by test_reduces_to_captum instead")
+        pytest.skip(
+            "Captum's own Lime / KernelShap fail batched == one at a time on this entry (each example's "
+            "samples are drawn in sequence from the global RNG; see test_captum_sampling_is_sequential); "
+            "ours are held to Captum's numbers by test_reduces_to_captum instead"
+        )
     _targets_check(cfg, v)
 
 
@@ -531,10 +667,10 @@ def _targets_check(cfg: Dict[str, Any], v: Variant) -> None:
         if isinstance(targets, (list, Tensor)) and len(targets) == n:
             per = targets[i]
         single = _run(method, v, cfg, _slice_example(args, cfg, i, per))
-        _assert_close(single, tuple(b[i:i + 1] for b in _as_tuple(batched)), delta)
+        _assert_close(single, tuple(b[i : i + 1] for b in _as_tuple(batched)), delta)
         if isinstance(targets, (list, Tensor)) and len(targets) == n:  # the list / tensor form of one
-            single_list = _run(method, v, cfg, _slice_example(args, cfg, i, targets[i:i + 1]))
-            _assert_close(single_list, tuple(b[i:i + 1] for b in _as_tuple(batched)), delta)
+            single_list = _run(method, v, cfg, _slice_example(args, cfg, i, targets[i : i + 1]))
+            _assert_close(single_list, tuple(b[i : i + 1] for b in _as_tuple(batched)), delta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -688,6 +824,7 @@ def _future_model(model: nn.Module) -> Callable[..., Any]:
         fut: torch.futures.Future = torch.futures.Future()
         fut.set_result(model(*a, **kw))
         return fut
+
     return forward
 
 
@@ -715,8 +852,10 @@ def test_sparse_maps_are_not_zero(cfg: Dict[str, Any], v: Optional[Variant]) -> 
     model, args = _fresh(cfg)
     dense = next(w for w in VARIANTS if w.oracle is not None and w.beside == v.beside and w.hook_based)
     if not any(bool((t != 0).any()) for t in _as_tuple(_run(dense.build(model, args), dense, cfg, args))):
-        pytest.skip("the wrapped Captum method's map is zero on this entry (the model's outputs are all equal), "
-                    "so pruning cannot leave a non-zero map")
+        pytest.skip(
+            "the wrapped Captum method's map is zero on this entry (the model's outputs are all equal), "
+            "so pruning cannot leave a non-zero map"
+        )
     out = _run(v.build(model, args), v, cfg, args)
     assert any(bool((t != 0).any()) for t in _as_tuple(out))
 

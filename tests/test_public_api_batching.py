@@ -29,14 +29,22 @@ CLASSES: Dict[str, Any] = {
     "PathwayGradient": (lambda m: A.PathwayGradient(m, sparsity=0.5), {}),
     "PrunedAttribution-IG": (lambda m: A.PrunedAttribution(IntegratedGradients, m, sparsity=0.5), dict(n_steps=8)),
     "InpaintingFeatureAblation": (lambda m: A.InpaintingFeatureAblation(m), dict(feature_mask=MASK)),
-    "InpaintingOcclusion": (lambda m: A.InpaintingOcclusion(m),
-                            dict(sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4))),
-    "InpaintingShapleyValueSampling": (lambda m: A.InpaintingShapleyValueSampling(m),
-                                       dict(feature_mask=MASK, n_samples=2)),
-    "InpaintingLime-constant": (lambda m: A.InpaintingLime(m, inpainter=ConstantInpainter(0.0)),
-                                dict(feature_mask=MASK, n_samples=8)),
-    "InpaintingKernelShap-constant": (lambda m: A.InpaintingKernelShap(m, inpainter=ConstantInpainter(0.0)),
-                                      dict(feature_mask=MASK, n_samples=8)),
+    "InpaintingOcclusion": (
+        lambda m: A.InpaintingOcclusion(m),
+        dict(sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4)),
+    ),
+    "InpaintingShapleyValueSampling": (
+        lambda m: A.InpaintingShapleyValueSampling(m),
+        dict(feature_mask=MASK, n_samples=2),
+    ),
+    "InpaintingLime-constant": (
+        lambda m: A.InpaintingLime(m, inpainter=ConstantInpainter(0.0)),
+        dict(feature_mask=MASK, n_samples=8),
+    ),
+    "InpaintingKernelShap-constant": (
+        lambda m: A.InpaintingKernelShap(m, inpainter=ConstantInpainter(0.0)),
+        dict(feature_mask=MASK, n_samples=8),
+    ),
     "IProp-Saliency": (lambda m: A.IProp(Saliency(m), gamma=0.9), {}),
     "IProp-FeatureAblation": (lambda m: A.IProp(FeatureAblation(m), gamma=0.9), dict(feature_mask=MASK)),
     "MeaningfulPerturbation": (lambda m: A.MeaningfulPerturbation(m), dict(n_iter=3, mask_shape=(4, 4))),
@@ -59,8 +67,12 @@ def _params() -> List[Any]:
         if name in KNOWN:
             marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[name]))
         if name in CAPTUM_SEQUENTIAL:
-            marks.append(pytest.mark.skip(reason="Captum's Lime / KernelShap draw each example's samples in "
-                                                 "sequence from the global RNG (inherited; see the report)"))
+            marks.append(
+                pytest.mark.skip(
+                    reason="Captum's Lime / KernelShap draw each example's samples in "
+                    "sequence from the global RNG (inherited; see the report)"
+                )
+            )
         out.append(pytest.param(name, id=name, marks=marks))
     return out
 
@@ -72,8 +84,13 @@ def _attribute(name: str, model: torch.nn.Module, x: torch.Tensor, target: Any) 
 
 
 @pytest.mark.parametrize("name", _params())
-@settings(max_examples=3, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_batched_equals_one_at_a_time(name: str, data: Any) -> None:
     b = data.draw(st.integers(1, 3), label="batch size")
@@ -86,7 +103,7 @@ def test_batched_equals_one_at_a_time(name: str, data: Any) -> None:
     batched = _attribute(name, model, x, target)
     for i in range(b):
         one_target: Any = targets[0] if form == "int" else [targets[i]]
-        single = _attribute(name, model, x[i:i + 1], one_target)
+        single = _attribute(name, model, x[i : i + 1], one_target)
         scale = max(1.0, float(batched[i].abs().max()))
         torch.testing.assert_close(single[0], batched[i], rtol=1e-5, atol=1e-5 * scale)
 

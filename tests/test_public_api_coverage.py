@@ -100,8 +100,13 @@ def _signature_params() -> List[Any]:
     for key, func in _callables():
         marks = []
         if key in FILL_RENAMES:
-            marks.append(pytest.mark.xfail(strict=True, reason=f"`fill=`/`filler=` still public in {key}; renamed "
-                                                               f"to `inpainter=` on branch {FILL_RENAMES[key]}"))
+            marks.append(
+                pytest.mark.xfail(
+                    strict=True,
+                    reason=f"`fill=`/`filler=` still public in {key}; renamed "
+                    f"to `inpainter=` on branch {FILL_RENAMES[key]}",
+                )
+            )
         out.append(pytest.param(key, func, id=key, marks=marks))
     return out
 
@@ -156,12 +161,26 @@ def _doc_params() -> List[Any]:
     out = []
     for mod, name, obj in public_names():
         if not (inspect.isclass(obj) or inspect.isfunction(obj)):
-            out.append(pytest.param(mod, name, obj, id=f"{mod}:{name}",
-                                    marks=pytest.mark.skip(reason="a constant: documented in its module")))
+            out.append(
+                pytest.param(
+                    mod,
+                    name,
+                    obj,
+                    id=f"{mod}:{name}",
+                    marks=pytest.mark.skip(reason="a constant: documented in its module"),
+                )
+            )
             continue
         key = f"{mod}:{name}"
-        marks = ([pytest.mark.xfail(strict=True, reason=f"no example in the docstring of {key}; owner: "
-                                                        f"{MISSING_EXAMPLES[key]}")] if key in MISSING_EXAMPLES else [])
+        marks = (
+            [
+                pytest.mark.xfail(
+                    strict=True, reason=f"no example in the docstring of {key}; owner: {MISSING_EXAMPLES[key]}"
+                )
+            ]
+            if key in MISSING_EXAMPLES
+            else []
+        )
         out.append(pytest.param(mod, name, obj, id=key, marks=marks))
     return out
 

@@ -16,8 +16,14 @@ from public_api import API, DEFECTS, Case
 from public_api_known import KNOWN
 
 #: test function -> class of defect (the keys of tests/public_api_known.py)
-FUNCTIONS = {"nan": "test_nan", "empty": "test_empty_batch", "shapes": "test_shapes", "params": "test_bad_parameters",
-             "targets": "test_targets", "model_state": "test_model_state"}
+FUNCTIONS = {
+    "nan": "test_nan",
+    "empty": "test_empty_batch",
+    "shapes": "test_shapes",
+    "params": "test_bad_parameters",
+    "targets": "test_targets",
+    "model_state": "test_model_state",
+}
 
 
 def _params(defect: str) -> List[Any]:
