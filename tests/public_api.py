@@ -114,6 +114,11 @@ def maps_and_masks(b: int = 3, size: int = 8) -> Tuple[Tensor, Tensor]:
     return maps, masks
 
 
+def bholes(b: int = 2, size: int = 8) -> Tensor:
+    """Bool holes, for the raw solvers documented with bool holes (harmonic_fill, pull_push_fill, composite)."""
+    return holes(b, size).bool()
+
+
 def holes(b: int = 2, size: int = 8) -> Tensor:
     h = torch.zeros(b, 1, size, size)
     h[..., 2:5, 3:6] = 1
@@ -1009,11 +1014,11 @@ API["captum_ext.inpaint:check_holes"] = {
 API["captum_ext.inpaint:composite"] = {
     "nan": "mixes tensors the caller checked (apply_inpainter, walked)",
     "empty": [
-        result("batch_of_0", lambda: I.composite(images(0), holes(0), images(0)), empty_like_shape((0, 3, 8, 8)))
+        result("batch_of_0", lambda: I.composite(images(0), bholes(0), images(0)), empty_like_shape((0, 3, 8, 8)))
     ],
-    "shapes": [raises("filled_other_size", lambda: I.composite(images(2), holes(), images(2, size=6)), "filled")],
+    "shapes": [raises("filled_other_size", lambda: I.composite(images(2), bholes(), images(2, size=6)), "filled")],
     "params": [
-        raises("fallback=nan", lambda: I.composite(images(2), holes(), images(2), fallback=float("nan")), "fallback")
+        raises("fallback=nan", lambda: I.composite(images(2), bholes(), images(2), fallback=float("nan")), "fallback")
     ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
@@ -1033,13 +1038,13 @@ API["captum_ext.inpaint:inpainter_names"] = na_all("takes no arguments")
 for _name in ("harmonic_fill", "pull_push_fill"):
     _f = getattr(I, _name)
     API[f"captum_ext.inpaint:{_name}"] = {
-        "nan": [raises("nan_in_known_pixels", (lambda f=_f: f(nan_images(), holes())), "images")],
-        "empty": [result("batch_of_0", (lambda f=_f: f(images(0), holes(0))), empty_like_shape((0, 3, 8, 8)))],
-        "shapes": [raises("holes_other_size", (lambda f=_f: f(images(2), holes(2, size=6))), "holes")],
+        "nan": [raises("nan_in_known_pixels", (lambda f=_f: f(nan_images(), bholes())), "images")],
+        "empty": [result("batch_of_0", (lambda f=_f: f(images(0), bholes(0))), empty_like_shape((0, 3, 8, 8)))],
+        "shapes": [raises("holes_other_size", (lambda f=_f: f(images(2), bholes(2, size=6))), "holes")],
         "params": (
             [
-                raises("omega=nan", lambda: I.harmonic_fill(images(2), holes(), omega=float("nan")), "omega"),
-                raises("sweeps=0", lambda: I.harmonic_fill(images(2), holes(), sweeps=0), "sweeps"),
+                raises("omega=nan", lambda: I.harmonic_fill(images(2), bholes(), omega=float("nan")), "omega"),
+                raises("sweeps=0", lambda: I.harmonic_fill(images(2), bholes(), sweeps=0), "sweeps"),
             ]
             if _name == "harmonic_fill"
             else "no parameters beyond the tensors"
