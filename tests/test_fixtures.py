@@ -1,0 +1,22 @@
+"""The shared ``device`` / ``dtype`` fixtures of tests/conftest.py (issue 14.6)."""
+
+import torch
+
+from captum_ext.inpaint import ConstantInpainter, apply_inpainter
+
+
+def test_device_fixture_is_a_real_device(device):
+    # cuda is only parametrised when present; a tensor made there really lives there
+    assert torch.zeros(1, device=device).device.type == device.type
+
+
+def test_dtype_fixture_runs_float32_and_float64(dtype, device, tolerance):
+    # an oracle check in the fixture's dtype: a constant fill of a hole is the constant
+    images = torch.rand(2, 3, 5, 5, dtype=dtype, device=device)
+    holes = torch.zeros(2, 1, 5, 5, dtype=dtype, device=device)
+    holes[..., 1:3, 1:3] = 1
+    out = apply_inpainter(ConstantInpainter(0.25), images, holes)
+    rtol, atol = tolerance(dtype)
+    assert out.dtype == dtype and out.device.type == device.type
+    expected = torch.where(holes.bool(), torch.full_like(images, 0.25), images)
+    torch.testing.assert_close(out, expected, rtol=rtol, atol=atol)
