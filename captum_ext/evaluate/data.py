@@ -221,8 +221,8 @@ class ImageFolderDataset(Dataset):
         if self.masks_dir is not None and not self.masks_dir.is_dir():
             raise ValueError(f"--masks: no such folder: {self.masks_dir}")
         self.boxes = None if boxes is None else _read_boxes(Path(boxes))
-        self.records = self._scan(None if labels is None else Path(labels))
         self.class_names: List[str] = []
+        self.records = self._scan(None if labels is None else Path(labels))
 
     def _scan(self, labels: Optional[Path]) -> List[ImageRecord]:
         files = sorted(p for p in self.root.rglob("*") if _is_image(p))
