@@ -394,3 +394,22 @@ def test_road_column_calls_road_per_image_with_its_seed(monkeypatch, tmp_path):
         predicted = tiny_net()(images).argmax(1).tolist()
     assert [r["target"] for r in rows] == predicted and [r["label"] for r in rows] == [0, 1, 0]
     assert [r["image_id"] for r in rows] == ["0", "1", "2"]
+
+
+def test_stamp_preset_scores_the_benchmark_images(tmp_path):
+    """``--preset stamp``: the benchmark's held-out images, masks and cached classifier."""
+    from captum_ext.benchmark.runner import held_out_images
+    from captum_ext.data.classifier import load_stamp_classifier
+
+    assert evaluate_main(["--preset", "stamp", "--max-images", "3", "--methods", "Saliency", "--metrics",
+                          "localization", "--out", str(tmp_path), "--no-progress", "--n-resamples", "100"]) == 0
+    rows = read_rows(tmp_path)
+    model = load_stamp_classifier(progress=False)
+    images, labels, masks = held_out_images(model, 3, 0, "cpu")
+    assert [r["label"] for r in rows] == labels.tolist()
+    from captum.attr import Saliency
+
+    from captum_ext.metrics.localisation import stamp_distance
+
+    expected = stamp_distance(Saliency(model).attribute(images, target=labels, abs=True), masks, abs=True)
+    assert [r["stamp_distance"] for r in rows] == pytest.approx(expected.tolist(), abs=1e-6)
