@@ -413,3 +413,37 @@ def test_stamp_preset_scores_the_benchmark_images(tmp_path):
 
     expected = stamp_distance(Saliency(model).attribute(images, target=labels, abs=True), masks, abs=True)
     assert [r["stamp_distance"] for r in rows] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_captum_infidelity_and_sensitivity_columns(tmp_path):
+    """Opt-in columns equal Captum's own functions called with the image's seed."""
+    from captum.attr import Saliency
+    from captum.metrics import infidelity, sensitivity_max
+
+    from captum_ext._utils import derive_seed
+
+    images = torch.rand(2, 3, 8, 8)
+    model = tiny_net()
+    config = EvalConfig(out=str(tmp_path), methods=["Saliency"], metrics=["infidelity", "sensitivity_max"],
+                        progress=False, seed=5)
+    job = build_job(config, dataset=[(images[i], i) for i in range(2)], model=model)
+    run_indices(job, job.indices, tmp_path)
+    rows = read_rows(tmp_path)
+    saliency = Saliency(model)
+    for i, row in enumerate(rows):
+        x = images[i:i + 1]
+        attr = saliency.attribute(x, target=i, abs=True)
+        def perturb(t):
+            noise = 0.003 * torch.randn_like(t)
+            return noise, t - noise
+
+        torch.manual_seed(derive_seed(5, i))
+        expected = infidelity(model, perturb, x, attr, target=torch.tensor([i]), n_perturb_samples=10,
+                              max_examples_per_batch=256)
+        assert row["infidelity"] == pytest.approx(float(expected), rel=1e-5)
+        assert math.isfinite(row["sensitivity_max"]) and row["sensitivity_max"] >= 0
+        torch.manual_seed(derive_seed(5, i))
+        sens = sensitivity_max(lambda t, target: saliency.attribute(t, target=target, abs=True), x,
+                               perturb_radius=0.02, n_perturb_samples=10, max_examples_per_batch=256,
+                               target=torch.tensor([i]))
+        assert row["sensitivity_max"] == pytest.approx(float(sens), rel=1e-5)

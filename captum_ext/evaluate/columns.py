@@ -210,8 +210,12 @@ def _infidelity(context: ColumnContext) -> Dict[str, Tensor]:
 def _sensitivity(context: ColumnContext) -> Dict[str, Tensor]:
     from captum.metrics import sensitivity_max
 
-    def explanation(inputs: Tensor, target: Tensor) -> Tensor:
-        return context.explain(inputs, target).detach()
+    def explanation(inputs: Any, target: Tensor) -> Any:
+        # Captum passes a tuple of inputs on its first call and expects the same structure back.
+        x = inputs[0] if isinstance(inputs, tuple) else inputs
+        out = context.explain(x, target)
+        out = (out[0] if isinstance(out, tuple) else out).detach()
+        return (out,) if isinstance(inputs, tuple) else out
 
     def one(rows: slice, target: Tensor) -> Tensor:
         return sensitivity_max(explanation, context.inputs[rows], perturb_radius=0.02, n_perturb_samples=10,
