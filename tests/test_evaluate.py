@@ -207,15 +207,16 @@ def test_options_reach_the_method_and_bad_options_fail_early(folder, tmp_path):
 
 
 def test_rows_do_not_depend_on_batch_size_order_or_sharding(folder, tmp_path):
-    job = build_job(config_for(folder, tmp_path / "a"), model=tiny_net())
+    metrics = ["deletion", "insertion", "localization", "morf", "lerf"]
+    job = build_job(config_for(folder, tmp_path / "a", metrics=metrics), model=tiny_net())
     run_indices(job, job.indices, tmp_path / "a")
     reference = strip(read_rows(tmp_path / "a"))
-    assert len(reference) == 6 * 2
-    job_b = build_job(config_for(folder, tmp_path / "b", batch_size=4), model=tiny_net())
+    assert len(reference) == 6 * 2 and all(0 <= r["morf"] and 0 <= r["lerf"] for r in reference)
+    job_b = build_job(config_for(folder, tmp_path / "b", batch_size=4, metrics=metrics), model=tiny_net())
     run_indices(job_b, [5, 3, 1], tmp_path / "b", rank=1)
     run_indices(job_b, [4, 0, 2], tmp_path / "b", rank=0)
     assert strip(read_rows(tmp_path / "b")) == reference
-    assert sorted(p.name for p in (tmp_path / "b" / "rows").iterdir()) == ["0-00000.csv", "1-00000.csv"]
+    assert sorted(p.stem for p in (tmp_path / "b" / "rows").iterdir()) == ["0-00000", "1-00000"]
 
 
 def test_rows_hold_the_metric_values(folder, tmp_path):
@@ -239,7 +240,13 @@ def test_rows_hold_the_metric_values(folder, tmp_path):
     assert row["pointing_game"] == float(pointing_game(attr, mask[None], abs=True)[0])
 
 
-def test_killed_run_resumes_to_the_same_rows_without_recomputing(folder, tmp_path):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_killed_run_resumes_to_the_same_rows_without_recomputing(folder, tmp_path, monkeypatch, fmt):
+    from captum_ext.evaluate import runner
+
+    if fmt == "parquet" and not runner._pyarrow_available():
+        pytest.skip("pyarrow is not installed")
+    monkeypatch.setattr(runner, "_pyarrow_available", lambda: fmt == "parquet")
     job = build_job(config_for(folder, tmp_path / "full"), model=tiny_net())
     run_indices(job, job.indices, tmp_path / "full")
     uninterrupted = strip(read_rows(tmp_path / "full"))
@@ -259,6 +266,7 @@ def test_killed_run_resumes_to_the_same_rows_without_recomputing(folder, tmp_pat
     run_indices(job, job.indices, tmp_path / "run", resume=True)
     assert CALLS["n"] == 2  # images 4 and 5 only
     assert strip(read_rows(tmp_path / "run")) == uninterrupted
+    assert {p.suffix for p in (tmp_path / "run" / "rows").iterdir()} == {f".{fmt}"}
 
 
 def test_model_state_restored_when_a_method_raises(folder, tmp_path):
