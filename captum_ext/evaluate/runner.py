@@ -381,10 +381,13 @@ def _evaluate_image(job: EvalJob, index: int, out_dir: Path) -> List[Dict[str, A
         torch.manual_seed(seed)
         explain = factory()
         start = time.perf_counter()
-        attributions = explain(inputs, target_t).detach()
+        with warnings.catch_warnings():  # Captum's note, once per image, would flood the output
+            warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
+            attributions = explain(inputs, target_t)
         seconds = time.perf_counter() - start
         if isinstance(attributions, tuple):
             attributions = attributions[0]
+        attributions = attributions.detach()
         row: Dict[str, Any] = {"index": index, "image_id": job.image_ids[index], "method": name, "label": label,
                                "target": target, "seconds": seconds}
         context = ColumnContext(job.model, inputs, target_t, attributions, masks, explain, [seed], options)
