@@ -249,6 +249,9 @@ def _model_device(model: nn.Module) -> torch.device:
 def check_out_dir(out_dir: "str | Path", resume: bool) -> None:
     """The output folder can be written, and holds no rows unless resuming.
 
+    Call it once per run before any rows are written (with several processes: on one of them,
+    before the others start writing), not from every worker.
+
     Raises:
         ValueError: naming ``--out``.
     """
@@ -260,7 +263,7 @@ def check_out_dir(out_dir: "str | Path", resume: bool) -> None:
                          "another folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as error:
