@@ -455,3 +455,20 @@ def test_captum_infidelity_and_sensitivity_columns(tmp_path):
                                perturb_radius=0.02, n_perturb_samples=10, max_examples_per_batch=256,
                                target=torch.tensor([i]))
         assert row["sensitivity_max"] == pytest.approx(float(sens), rel=1e-5)
+
+
+def test_boxes_csv_gives_the_masks_of_the_same_rectangles(folder):
+    """``--boxes`` (several rows per image) and ``--masks`` PNGs of the same rectangles agree."""
+    ids = ImageFolderDataset(folder / "images").image_ids
+    lines = ["file,x0,y0,x1,y1"] + [f"{i},6,4,18,12" for i in ids] + [f"{ids[0]},20,16,24,20"]
+    (folder / "boxes.csv").write_text("\n".join(lines) + "\n")
+    by_boxes = ImageFolderDataset(folder / "images", boxes=folder / "boxes.csv", resize=12, crop=10)
+    by_masks = ImageFolderDataset(folder / "images", masks=folder / "masks", resize=12, crop=10)
+    by_boxes.validate()
+    first = by_boxes[0][2]
+    assert first.sum() > by_masks[0][2].sum()  # the second box of the first image
+    for i in range(1, len(ids)):
+        assert torch.equal(by_boxes[i][2], by_masks[i][2])
+    (folder / "bad.csv").write_text("nope.jpg,0,0,2,2\n")
+    with pytest.raises(ValueError, match="--boxes: boxes for unknown image"):
+        ImageFolderDataset(folder / "images", boxes=folder / "bad.csv").validate()
