@@ -313,6 +313,10 @@ def test_summary_statistics_equal_scipy_on_the_rows(folder, tmp_path):
             assert picture.size[0] > 200
     with pytest.raises(ValueError, match="--reference"):
         summarize(tmp_path, reference="Nope", figures=False)
+    import json
+
+    x = json.loads((tmp_path / "run.json").read_text())["curves"]["deletion_curve"]
+    assert len(x) == len(rows[0]["deletion_curve"].split()) and x[0] == 0.0 and x[-1] == 1.0
 
 
 # --------------------------------------------------------------------------------------- CLI
