@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from captum_ext.benchmark.registry import available_methods, available_metrics
 from captum_ext.benchmark.runner import BenchmarkConfig, run_benchmark, write_outputs
+from captum_ext.evaluate import cli as evaluate_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     sanity.add_argument("--batch-size", type=int, default=16, help="images per attribution call")
     sanity.add_argument("--retrain", action="store_true", help="retrain the classifier, ignoring the cache")
     sanity.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate_cli.add_parser(commands)
     return parser
 
 
@@ -98,6 +100,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sanity":
         return _sanity(args)
+    if args.command == "evaluate":
+        return evaluate_cli.run_command(args)
     if args.list:
         _list()
         return 0
