@@ -228,9 +228,7 @@ def test_rows_hold_the_metric_values(folder, tmp_path):
     from captum.attr import Saliency
 
     attr = Saliency(model).attribute(image[None], target=label, abs=True)
-    kwargs = dict(pixels_per_step=math.ceil(24 * 32 / (len(DEFAULT_FRACTIONS) - 1)), batch_size=7, abs=True)
-    if "fractions" in perturbation.deletion_curve.__code__.co_varnames:  # pragma: no cover - metrics merged
-        kwargs = dict(fractions=DEFAULT_FRACTIONS, max_examples_per_batch=7, abs=True)
+    kwargs = dict(fractions=DEFAULT_FRACTIONS, max_examples_per_batch=7, abs=True)
     curve = perturbation.deletion_curve(model, image[None], attr, label, **kwargs)
     assert row["deletion"] == pytest.approx(float(curve.auc[0]), abs=1e-12)
     assert [float(v) for v in row["deletion_curve"].split()] == pytest.approx(curve.scores[0].tolist(), abs=1e-12)
@@ -369,7 +367,7 @@ def test_cli_toml_config(folder, tmp_path):
 
 def test_road_column_calls_road_per_image_with_its_seed(monkeypatch, tmp_path):
     """The ROAD column (registered only when captum_ext.metrics.road imports) passes each image
-    its own seed and order, and reports LeRF - MoRF."""
+    its own seed and order, and reports (LeRF - MoRF) / 2 (``metrics.road.road_combined``)."""
     import sys
     import types
     from dataclasses import dataclass
@@ -401,7 +399,7 @@ def test_road_column_calls_road_per_image_with_its_seed(monkeypatch, tmp_path):
     run_indices(job, job.indices, tmp_path)
     rows = read_rows(tmp_path)
     assert sorted(calls) == sorted((o, derive_seed(7, i), 1, 5) for i in range(3) for o in ("morf", "lerf"))
-    assert all(r["road_morf"] == 0.25 and r["road_lerf"] == 0.75 and r["road"] == 0.5 for r in rows)
+    assert all(r["road_morf"] == 0.25 and r["road_lerf"] == 0.75 and r["road"] == 0.25 for r in rows)
     with torch.no_grad():
         predicted = tiny_net()(images).argmax(1).tolist()
     assert [r["target"] for r in rows] == predicted and [r["label"] for r in rows] == [0, 1, 0]
@@ -476,3 +474,29 @@ def test_boxes_csv_gives_the_masks_of_the_same_rectangles(folder):
     (folder / "bad.csv").write_text("nope.jpg,0,0,2,2\n")
     with pytest.raises(ValueError, match="--boxes: boxes for unknown image"):
         ImageFolderDataset(folder / "images", boxes=folder / "bad.csv").validate()
+
+
+def test_road_column_equals_the_road_metric(tmp_path):
+    """With the real ROAD metric, each row equals direct ``road`` calls with the image's seed."""
+    from captum.attr import Saliency
+
+    from captum_ext._utils import derive_seed
+    from captum_ext.metrics.road import road, road_combined
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 8, 8)
+    dataset = [(images[i], i % 2) for i in range(2)]
+    config = EvalConfig(out=str(tmp_path), methods=["Saliency"], metrics=["road"], progress=False, seed=3,
+                        max_examples_per_batch=16, target="label")
+    model = tiny_net()
+    job = build_job(config, dataset=dataset, model=model)
+    run_indices(job, job.indices, tmp_path)
+    rows = sorted(read_rows(tmp_path), key=lambda r: int(r["image_id"]))
+    for i, row in enumerate(rows):
+        x = images[i:i + 1]
+        maps = Saliency(model).attribute(x, target=i % 2)
+        morf = road(model, x, maps, target=i % 2, order="morf", seed=derive_seed(3, i))
+        lerf = road(model, x, maps, target=i % 2, order="lerf", seed=derive_seed(3, i))
+        assert row["road_morf"] == pytest.approx(morf.mean.item(), abs=1e-9)
+        assert row["road_lerf"] == pytest.approx(lerf.mean.item(), abs=1e-9)
+        assert row["road"] == pytest.approx(road_combined(morf, lerf).item(), abs=1e-9)

@@ -9,8 +9,8 @@ name                    values                                                  
 ``deletion``            ``deletion`` AUC (lower is better) and its curve             yes
 ``insertion``           ``insertion`` AUC (higher is better) and its curve           yes
 ``road``                ``road_morf`` (lower better), ``road_lerf`` (higher better)  yes, when
-                        and ``road`` = LeRF - MoRF (higher better), ROAD's noisy     available
-                        linear imputation (Rong et al. 2022)
+                        and ``road`` = (LeRF - MoRF) / 2 (higher better), ROAD's    available
+                        noisy linear imputation (Rong et al. 2022)
 ``morf`` / ``lerf``     MoRF / LeRF pixel perturbation (mean over 1..10 %)           no
 ``localization``        pointing game, relevance mass, relevance rank, ROC AUC,      with masks
                         stamp distance against the ground-truth masks
@@ -36,11 +36,32 @@ from captum_ext.metrics import localisation
 from captum_ext.metrics import perturbation as _perturbation
 
 #: Fractions of the pixels removed / inserted at each step of the curves: finer at the start,
-#: so methods separate on small objects. The metrics module's schedule is used when it has one.
-DEFAULT_FRACTIONS: Tuple[float, ...] = tuple(
-    getattr(_perturbation, "SMALL_OBJECT_FRACTIONS", (
-        0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
-)
+#: so methods separate on small objects (the metrics module's schedule).
+DEFAULT_FRACTIONS: Tuple[float, ...] = tuple(_perturbation.SMALL_OBJECT_FRACTIONS)
+
+
+def fractions_for(height: int, width: int) -> Tuple[float, ...]:
+    """:data:`DEFAULT_FRACTIONS` without the steps that give the same pixel count on a small image.
+
+    The curves count ``floor(f * H * W + 0.5)`` pixels per fraction; on small images the first
+    fractions round to the same count, and only the first of each count is kept.
+
+    Examples::
+
+        >>> fractions_for(224, 224) == DEFAULT_FRACTIONS
+        True
+        >>> fractions_for(8, 8)[:4]
+        (0.0, 0.01, 0.05, 0.1)
+    """
+    pixels = height * width
+    kept: List[float] = []
+    seen = set()
+    for fraction in DEFAULT_FRACTIONS:
+        count = math.floor(fraction * pixels + 0.5)
+        if count not in seen:
+            seen.add(count)
+            kept.append(fraction)
+    return tuple(kept)
 
 
 @dataclass
@@ -111,14 +132,6 @@ def _perturbation_kwargs(fn: Callable, context: ColumnContext, **extra: Any) -> 
     return kwargs
 
 
-def _uses_fractions() -> bool:
-    return "fractions" in inspect.signature(_perturbation.deletion_curve).parameters
-
-
-def _old_pixels_per_step(height: int, width: int) -> int:
-    return max(1, math.ceil(height * width / (len(DEFAULT_FRACTIONS) - 1)))
-
-
 def curve_fractions(height: int, width: int) -> Tuple[float, ...]:
     """x-coordinates of the deletion / insertion curves for images of ``height x width``.
 
@@ -132,11 +145,7 @@ def curve_fractions(height: int, width: int) -> Tuple[float, ...]:
     """
     fn = _perturbation.deletion_curve
     images = torch.zeros(1, 1, height, width)
-    extra: Dict[str, Any] = {}
-    if _uses_fractions():
-        extra["fractions"] = DEFAULT_FRACTIONS
-    else:
-        extra["pixels_per_step"] = _old_pixels_per_step(height, width)
+    extra: Dict[str, Any] = {"fractions": fractions_for(height, width)}
     context = ColumnContext(nn.Identity(), images, torch.zeros(1, dtype=torch.long), images, None,
                             lambda x, t: x, [0], {"max_examples_per_batch": 4096, "inpainter": 0.0})
     curve = fn(lambda x: x.new_zeros(x.shape[0], 2), images, images, 0, **_perturbation_kwargs(fn, context, **extra))
@@ -145,11 +154,7 @@ def curve_fractions(height: int, width: int) -> Tuple[float, ...]:
 
 def _curve(kind: str, context: ColumnContext) -> Dict[str, Tensor]:
     fn = getattr(_perturbation, f"{kind}_curve")
-    extra: Dict[str, Any] = {}
-    if _uses_fractions():
-        extra["fractions"] = DEFAULT_FRACTIONS
-    else:  # the metrics module without a fraction schedule: evenly spaced, as many steps
-        extra["pixels_per_step"] = _old_pixels_per_step(context.inputs.shape[-2], context.inputs.shape[-1])
+    extra: Dict[str, Any] = {"fractions": fractions_for(context.inputs.shape[-2], context.inputs.shape[-1])}
     curve = fn(context.model, context.inputs, context.attributions, context.target,
                **_perturbation_kwargs(fn, context, **extra))
     return {kind: curve.auc.to(torch.float64), f"{kind}_curve": curve.scores.to(torch.float64)}
@@ -169,7 +174,7 @@ def _road(context: ColumnContext) -> Dict[str, Tensor]:
                           context.target[i:i + 1], **kwargs)
             per_image.append(result.mean.reshape(1).to(torch.float64))
         out[f"road_{order}"] = torch.cat(per_image)
-    out["road"] = out["road_lerf"] - out["road_morf"]
+    out["road"] = (out["road_lerf"] - out["road_morf"]) / 2  # = metrics.road.road_combined
     return out
 
 
