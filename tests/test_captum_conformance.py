@@ -372,30 +372,6 @@ VARIANTS = _variants()
 
 KNOWN_DEFECTS: Dict[Tuple[str, str, str], str] = {
     (
-        "oracle",
-        "InpaintingLime-constant",
-        "basic_multiple_tuple_target_with_baselines",
-    ): "per-example baselines (B, ...) not split per example in InpaintingLime (attr/inpainting.py); "
-    "fixed on branch inpaint",
-    (
-        "oracle",
-        "InpaintingKernelShap-constant",
-        "basic_multiple_tuple_target_with_baselines",
-    ): "per-example baselines (B, ...) not split per example in InpaintingKernelShap (attr/inpainting.py); "
-    "fixed on branch inpaint",
-    (
-        "future",
-        "InpaintingFeatureAblation-default",
-        "conv_with_perturbations_per_eval",
-    ): "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
-    "fixed on branch inpaint",
-    (
-        "future",
-        "InpaintingShapleyValueSampling-default",
-        "conv_with_perturbations_per_eval",
-    ): "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
-    "fixed on branch inpaint",
-    (
         "targets",
         "MeaningfulPerturbation",
         "conv_occlusion_with_perturbations_per_eval",
@@ -408,31 +384,7 @@ KNOWN_DEFECTS: Dict[Tuple[str, str, str], str] = {
     ): "sparsity 0.25 leaves an all-zero map where IntegratedGradients' map is non-zero: when the Taylor "
     "scores tie (all 0 on this model) more than `sparsity` of the units are pruned "
     "(attr/pathway.py); owner: branch pathway",
-    (
-        "targets",
-        f"PrunedDeepLiftShap-s{PRUNE_SPARSITY}",
-        "basic_multiple_target_dl_shap",
-    ): "PrunedAttribution(DeepLiftShap) applies one sample's pathway to another sample's rows "
-    "(attr/pathway_gradient.py); fixed on branch pathway",
 }
-
-
-#: NeFLAG's random directions: the entries where batch composition changes the map (on the
-#: image entries every direction gives the same zero map: the model's gradient is 0 there)
-for _name in (
-    "basic_single_target",
-    "basic_multi_input",
-    "basic_multi_target",
-    "basic_multi_input_multi_target",
-    "basic_multiple_tuple_target",
-    "basic_tensor_single_target",
-    "basic_tensor_multi_target",
-    "basic_multi_input_multi_target_nt",
-):
-    KNOWN_DEFECTS[("targets", "NeFLAG-random", _name)] = (
-        "NeFLAG draws random directions per batch row, so an example's map depends on the batch "
-        "(attr/neflag.py); fixed on branch neflag-mp"
-    )
 
 
 def _defect(check: str, variant: str, entry: str) -> Optional[str]:
@@ -899,7 +851,7 @@ _INT_DEFECT = pytest.mark.xfail(
 @pytest.mark.parametrize(
     "base",
     [
-        pytest.param(b, id=b.__name__, marks=[_INT_DEFECT] if b in (ShapleyValueSampling, Lime) else [])
+        pytest.param(b, id=b.__name__, marks=[_INT_DEFECT] if b is Lime else [])
         for b in INPAINTING
         if b is not Occlusion
     ],
@@ -917,12 +869,6 @@ def test_integer_and_boolean_inputs(base: type, dtype: torch.dtype) -> None:
     _assert_equal(actual, expected, exact=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PrunedAttribution.attribute(inputs, target, additional_forward_args, **kw) "
-    "binds Captum's positional baselines to `target` (attr/pathway_gradient.py); "
-    "fixed on branch pathway",
-)
 def test_pruned_attribution_accepts_the_wrapped_signature_positionally() -> None:
     cfg = next(c for c in ENTRIES if c["name"] == "basic_multiple_tuple_target_with_baselines")
     model, args = _fresh(cfg)
@@ -941,11 +887,6 @@ class _FunctionalReLU(nn.Module):
         return self.b(torch.nn.functional.relu(self.a(x)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PathwayGradient refuses models written with F.relu even at sparsity 0 "
-    "(attr/pathway.py); fixed on branch pathway",
-)
 def test_sparsity_zero_reduces_to_saliency_with_functional_relu() -> None:
     torch.manual_seed(0)
     model, x = _FunctionalReLU(), torch.randn(4, 3)

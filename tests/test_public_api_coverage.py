@@ -83,15 +83,9 @@ def _is_shim(func: Callable[..., Any], param: str) -> bool:
     return False
 
 
-#: where the rename to ``inpainter=`` is being made (flip at merge)
-FILL_RENAMES = {
-    "captum_ext.attr:MeaningfulPerturbation": "neflag-mp",
-    "captum_ext.metrics:deletion_curve": "metrics",
-    "captum_ext.metrics:insertion_curve": "metrics",
-    "captum_ext.metrics:insertion_minus_deletion": "metrics",
-    "captum_ext.metrics:pixel_perturbation": "metrics",
-    "captum_ext.metrics:resolve_filler": "metrics",
-    "captum_ext.metrics:roar": "metrics",
+#: deprecated aliases kept one release: the old parameter name belongs to the old function
+DEPRECATED_ALIASES = {
+    "captum_ext.metrics:resolve_filler": "deprecated alias of captum_ext.inpaint.resolve_inpainter (one release)",
 }
 
 
@@ -99,14 +93,8 @@ def _signature_params() -> List[Any]:
     out = []
     for key, func in _callables():
         marks = []
-        if key in FILL_RENAMES:
-            marks.append(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason=f"`fill=`/`filler=` still public in {key}; renamed "
-                    f"to `inpainter=` on branch {FILL_RENAMES[key]}",
-                )
-            )
+        if key in DEPRECATED_ALIASES:
+            marks.append(pytest.mark.skip(reason=DEPRECATED_ALIASES[key]))
         out.append(pytest.param(key, func, id=key, marks=marks))
     return out
 
@@ -142,8 +130,6 @@ MISSING_EXAMPLES = {
     "captum_ext.metrics:PerturbationCurve": "metrics",
     "captum_ext.metrics:RoarResult": "metrics",
     "captum_ext.metrics:SanityResult": "metrics",
-    "captum_ext.inpaint:Inpainter": "inpaint",
-    "captum_ext.inpaint:composite": "inpaint",
     "captum_ext.inpaint:harmonic_fill": "inpaint",
     "captum_ext.inpaint:inpainter_names": "inpaint",
     "captum_ext.inpaint:pull_push_fill": "inpaint",

@@ -32,7 +32,14 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_ext._checks import check_choice, check_image_batch, check_int_at_least, check_positive, check_target
+from captum_ext._checks import (
+    check_choice,
+    check_finite,
+    check_image_batch,
+    check_int_at_least,
+    check_positive,
+    check_target,
+)
 from captum_ext._compat import TargetType
 from captum_ext.inpaint.linear import NoisyLinearInpainter
 from captum_ext.inpaint.registry import resolve_inpainter
@@ -167,6 +174,7 @@ def road(
     check_positive("noise", noise, allow_zero=True)
     check_int_at_least("max_examples_per_batch", max_examples_per_batch, 1)
     check_image_batch("inputs", inputs)
+    check_finite("inputs", inputs)
     fill = _road_inpainter(inpainter, noise, seed)
     pixel_scores, bad = _pixel_scores(attributions, inputs, abs, reduce)
     counts = _percent_counts(percentages, pixel_scores.shape[1], inputs.device)

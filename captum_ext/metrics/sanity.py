@@ -30,7 +30,7 @@ import torch
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_ext._checks import check_choice, check_image_batch, check_int_at_least, check_positive
+from captum_ext._checks import check_choice, check_finite, check_image_batch, check_int_at_least, check_positive
 from captum_ext._compat import TargetType
 from captum_ext._utils import preserved_model_state, warn_external
 from captum_ext.metrics._common import target_vector
@@ -72,6 +72,8 @@ def randomization_layers(model: nn.Module) -> List[str]:
         >>> randomization_layers(net)
         ['3', '0']
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     names = [name for name, module in model.named_modules() if next(module.parameters(recurse=False), None) is not None]
     return names[::-1]
 
@@ -242,6 +244,7 @@ def cascading_randomization(
         (['original', '3', '0'], torch.Size([3, 2]))
     """
     check_image_batch("inputs", inputs)
+    check_finite("inputs", inputs)
     check_int_at_least("batch_size", batch_size, 1)
     check_int_at_least("keep_maps", keep_maps, 0)
     check_positive("std", std)
