@@ -474,7 +474,7 @@ _attribution_entry(
     lambda m: A.MeaningfulPerturbation(m),
     dict(target=0, n_iter=2, mask_shape=(4, 4)),
     [
-        _p("n_iter", 0),
+        _p("n_iter", -1),  # n_iter=0 is documented: the initial mask, NaN loss
         _p("lr", float("nan")),
         _p("l1_coeff", -1.0),
         _p("tv_beta", float("inf")),
@@ -499,11 +499,12 @@ API["captum_ext.attr:propagate"] = {
         for (n, v, label, exc) in (
             _ctor("gamma", 1.0),
             _ctor("gamma", float("nan")),
-            _ctor("radius", 0),
+            _ctor("radius", -1),  # radius 0 and sigma_s=inf are documented as valid (no edges; a flat window)
             _ctor("tol", float("nan")),
             _ctor("tol", -1.0),
             _ctor("solver", "bogus"),
-            _ctor("sigma_s", float("inf")),
+            _ctor("sigma_s", -1.0),
+            _ctor("max_iter", 0),
         )
     ],
     "targets": NO_TARGET,
@@ -948,7 +949,7 @@ _INPAINTER_PARAMS: Dict[str, List[Tuple[str, Callable[[], Any], Any]]] = {
     ],
     "HarmonicInpainter": [
         ("omega", lambda: I.HarmonicInpainter(omega=float("nan")), ValueError),
-        ("sweeps", lambda: I.HarmonicInpainter(sweeps=0), ValueError),
+        ("sweeps", lambda: I.HarmonicInpainter(sweeps=-1), ValueError),  # 0 is documented: pull-push
     ],
     "NoiseInpainter": [
         ("scale", lambda: I.NoiseInpainter(scale=-1.0), ValueError),
@@ -1053,7 +1054,8 @@ API["captum_ext.inpaint:composite"] = {
     "model_state": NO_MODEL,
 }
 API["captum_ext.inpaint:get_inpainter"] = {
-    "nan": [raises("nan_constant", lambda: I.get_inpainter(float("nan")), "inpainter|name")],
+    # documented: names and callables only (numbers go through resolve_inpainter, walked)
+    "nan": [raises("nan_constant", lambda: I.get_inpainter(float("nan")), "inpainter", exc=TypeError)],
     "empty": "resolves a name; no batch",
     "shapes": "resolves a name; no batch",
     "params": [
@@ -1073,7 +1075,7 @@ for _name in ("harmonic_fill", "pull_push_fill"):
         "params": (
             [
                 raises("omega=nan", lambda: I.harmonic_fill(images(2), bholes(), omega=float("nan")), "omega"),
-                raises("sweeps=0", lambda: I.harmonic_fill(images(2), bholes(), sweeps=0), "sweeps"),
+                raises("sweeps=-1", lambda: I.harmonic_fill(images(2), bholes(), sweeps=-1), "sweeps"),
             ]
             if _name == "harmonic_fill"
             else "no parameters beyond the tensors"
@@ -1100,7 +1102,8 @@ API["captum_ext.propagate:StencilOperator"] = {
     ],
     "empty": [result("batch_of_0", lambda: P.solve_mrp(_op(0), images(0))[0], empty_like_shape((0, 3, 8, 8)))],
     "shapes": [raises("3d_weights", lambda: P.StencilOperator(torch.rand(9, 4, 4)), "weights")],
-    "params": [raises("radius=0", lambda: P.StencilOperator.from_guide(images(2), radius=0), "radius")],
+    # radius 0 is documented as valid (a graph of self-loops: nothing propagates)
+    "params": [raises("radius=-1", lambda: P.StencilOperator.from_guide(images(2), radius=-1), "radius")],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -1111,9 +1114,13 @@ API["captum_ext.propagate:CSROperator"] = {
         raises("shape_mismatch", lambda: P.CSROperator(torch.eye(4).to_sparse_csr(), (1, 3, 3)), "shape|affinity")
     ],
     "params": [
-        raises(
-            "dense_affinity", lambda: P.CSROperator(torch.eye(4), (1, 2, 2)), "affinity", exc=(TypeError, ValueError)
-        )
+        # documented: a dense (N, N) affinity is accepted (converted to CSR); a negative one is refused
+        result(
+            "dense_affinity_is_the_sparse_one",
+            lambda: P.CSROperator(torch.eye(4), (1, 2, 2)).matvec(images(1, 2)[:, :1]),
+            equals(lambda: P.CSROperator(torch.eye(4).to_sparse_csr(), (1, 2, 2)).matvec(images(1, 2)[:, :1])),
+        ),
+        raises("negative_affinity", lambda: P.CSROperator(-torch.eye(4), (1, 2, 2)), "affinity"),
     ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
@@ -1386,7 +1393,7 @@ API["captum_ext.propagate:MultigridPreconditioner"] = {
             f"{n}={label}", (lambda n=n, v=v: P.MultigridPreconditioner(_stencil(), **{"radius": 1, n: v})), n, exc=e
         )
         for (n, v, label, e) in (
-            _ctor("radius", 0),
+            _ctor("radius", -1),
             _ctor("radius", 2),
             _ctor("damping", float("nan")),
             _ctor("damping", 0.0),

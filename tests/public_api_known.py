@@ -6,16 +6,6 @@ is ``xfail(strict=True)``: when the owner's fix lands the case passes, the stric
 and its line here is deleted (the lead flips them at merge)."""
 
 KNOWN = {
-    "test_bad_parameters[captum_ext.attr:IProp-max_iter=0]":
-        "Failed: DID NOT RAISE ValueError (attr/iprop.py); owner: iprop",
-    "test_bad_parameters[captum_ext.attr:MeaningfulPerturbation-n_iter=0]":
-        "Failed: DID NOT RAISE ValueError (attr/meaningful_perturbation.py); owner: neflag-mp",
-    "test_bad_parameters[captum_ext.attr:grid_feature_mask-cell=2.5]":
-        "AssertionError: message does not name 'cell': ''float' object is not iterable' assert None + where None = <fun (attr/feature_masks.py); owner: inpaint",
-    "test_bad_parameters[captum_ext.attr:propagate-radius=0]":
-        "Failed: DID NOT RAISE ValueError (attr/iprop.py); owner: iprop",
-    "test_bad_parameters[captum_ext.attr:propagate-sigma_s=inf]":
-        "Failed: DID NOT RAISE ValueError (attr/iprop.py); owner: iprop",
     "test_bad_parameters[captum_ext.data:StampNet-num_classes=0]":
         "Failed: DID NOT RAISE ValueError (data/); owner: none (data/ has no owner: lead)",
     "test_bad_parameters[captum_ext.data:StampNet-width=0]":
@@ -34,30 +24,6 @@ KNOWN = {
         "AssertionError: message does not name 'batch_size': 'range() arg 3 must not be zero' assert None + where None  (data/); owner: none (data/ has no owner: lead)",
     "test_bad_parameters[captum_ext.data:train_stamp_classifier-recipe_unknown_key]":
         "RuntimeError: would start training (the recipe was not validated first) (data/); owner: none (data/ has no owner: lead)",
-    "test_bad_parameters[captum_ext.inpaint:HarmonicInpainter-sweeps=bad1]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:apply_inpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:composite-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:harmonic_fill-omega=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:harmonic_fill-sweeps=0]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.propagate:CSROperator-dense_affinity]":
-        "Failed: DID NOT RAISE any of (TypeError, ValueError) (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:StencilOperator-radius=0]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:conjugate_gradient-max_iter=0]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:leakage_weight-delta=nan]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:leakage_weight-sigma_c=-1]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:solve_mrp-max_iter=0]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:value_iteration-max_iter=0]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
     "test_bad_parameters[cli:benchmark-batch-size=0]":
         "AssertionError: '--batch-size' not in 'error: range() arg 3 must not be zero' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_bad_parameters[cli:benchmark-device=bogus]":
@@ -86,8 +52,6 @@ KNOWN = {
         "ValueError: `n` must be >= 1, got 0 (data/); owner: none (data/ has no owner: lead)",
     "test_empty_batch[captum_ext.data:stamp_recall-batch_of_0]":
         "ValueError: torch.cat(): expected a non-empty list of Tensors (data/); owner: none (data/ has no owner: lead)",
-    "test_empty_batch[captum_ext.inpaint:harmonic_fill-batch_of_0]":
-        "RuntimeError: max(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim  (inpaint/); owner: inpaint",
     "test_empty_batch[cli:benchmark-n-images=0]":
         "AssertionError: error: --n-images must be >= 1 (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_empty_batch[cli:sanity-n-images=0]":
@@ -98,32 +62,8 @@ KNOWN = {
         "Failed: DID NOT RAISE ValueError (data/); owner: none (data/ has no owner: lead)",
     "test_nan[captum_ext.data:train_stamp_classifier-recipe_lr_nan]":
         "AssertionError: message does not name 'lr|recipe': 'Invalid learning rate: nan' assert None + where None = <fu (data/); owner: none (data/ has no owner: lead)",
-    "test_nan[captum_ext.inpaint:get_inpainter-nan_constant]":
-        "TypeError: `inpainter` must be a name or a callable, got float (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:harmonic_fill-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:pull_push_fill-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.propagate:StencilOperator-nan_guide]":
-        "AssertionError: message does not name 'guide': '`weights` must be finite and non-negative' assert None + where (propagate/); owner: iprop",
-    "test_nan[captum_ext.propagate:conjugate_gradient-nan_reward]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_nan[captum_ext.propagate:solve_mrp-nan_reward]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_nan[captum_ext.propagate:stencil_affinity-nan_guide]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_nan[captum_ext.propagate:value_iteration-nan_reward]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
     "test_nan[cli:sanity-std=nan]":
         "AssertionError: '--std' not in 'error: `std` must be a finite number, got nan' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_shapes[captum_ext.data:stamp_recall-labels_other_length]":
         "Failed: DID NOT RAISE ValueError (data/); owner: none (data/ has no owner: lead)",
-    "test_shapes[captum_ext.inpaint:composite-filled_other_size]":
-        "AssertionError: message does not name 'filled': 'the inpainter must return a tensor of shape (2, 3, 8, 8) (the (inpaint/); owner: inpaint",
-    "test_shapes[captum_ext.inpaint:harmonic_fill-holes_other_size]":
-        "RuntimeError: The size of tensor a (6) must match the size of tensor b (8) at non-singleton dimension 3 (inpaint/); owner: inpaint",
-    "test_shapes[captum_ext.inpaint:pull_push_fill-holes_other_size]":
-        "RuntimeError: The size of tensor a (6) must match the size of tensor b (8) at non-singleton dimension 3 (inpaint/); owner: inpaint",
-    "test_targets[captum_ext.attr:IProp-target_longer_than_batch]":
-        "AssertionError: Target list length does not match output! (attr/iprop.py); owner: iprop",
 }

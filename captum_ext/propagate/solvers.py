@@ -33,7 +33,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from captum_ext._checks import check_choice
+from captum_ext._checks import check_choice, check_finite
 from captum_ext._utils import check_fraction, check_int_at_least, check_positive, warn_external
 from captum_ext.propagate.multigrid import MultigridPreconditioner, stencil_apply, system_stencil
 from captum_ext.propagate.operators import GraphOperator, StencilOperator
@@ -79,7 +79,7 @@ class SolveInfo:
 def _check_solver_args(gamma: float, tol: float, max_iter: int) -> None:
     check_fraction("gamma", gamma)
     check_positive("tol", tol, allow_zero=True)
-    check_int_at_least("max_iter", max_iter, 0)
+    check_int_at_least("max_iter", max_iter, 1)
 
 
 def _reduce_dims(op: GraphOperator) -> Tuple[int, ...]:
@@ -176,6 +176,7 @@ def value_iteration(
     """
     _check_solver_args(gamma, tol, max_iter)
     op.check_values(reward, "reward")
+    check_finite("reward", reward)
     if gamma == 0:
         return _identity(reward)
     R, scale = _normalise(reward, op)
@@ -253,6 +254,7 @@ def conjugate_gradient(
     """
     _check_solver_args(gamma, tol, max_iter)
     op.check_values(reward, "reward")
+    check_finite("reward", reward)
     if not op.is_symmetric():
         raise ValueError("solver='cg' needs a symmetric affinity; use solver='value_iteration'")
     if gamma == 0:
