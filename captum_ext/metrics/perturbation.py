@@ -357,6 +357,13 @@ class PerturbationCurve:
             (insertion) at each step.
         scores (Tensor): (B, S) float64, the target's score (probability by default) per step;
             NaN rows for images whose map holds a NaN or an inf.
+
+    Examples::
+
+        >>> curve = PerturbationCurve(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64),
+        ...                           torch.tensor([[1.0, 0.5, 0.0]], dtype=torch.float64))
+        >>> curve.auc.tolist()
+        [0.5]
     """
 
     fractions: Tensor

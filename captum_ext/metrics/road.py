@@ -70,6 +70,13 @@ class RoadResult:
         correct (Tensor): (B, P) bool, whether the imputed image is still classified as the
             target (the paper's accuracy is its mean over images).
         order (str): ``"morf"`` or ``"lerf"``.
+
+    Examples::
+
+        >>> p = torch.tensor([10.0, 20.0], dtype=torch.float64)
+        >>> r = RoadResult(p, torch.tensor([[0.9, 0.4]], dtype=torch.float64), torch.tensor([[True, False]]), "morf")
+        >>> r.scores.shape, r.correct.double().mean().item()
+        (torch.Size([1, 2]), 0.5)
     """
 
     percentages: Tensor

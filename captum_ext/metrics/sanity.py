@@ -127,6 +127,12 @@ class SanityResult:
         similarities (dict): method -> measure -> (S, B) float64 (S stages, B images).
         mode (str): ``"cascading"`` or ``"independent"``.
         maps (dict): method -> (S, K, H, W) ``|a|`` maps of the first K images (for plotting).
+
+    Examples::
+
+        >>> r = SanityResult(["original", "fc"], {"Saliency": {"ssim": torch.ones(2, 3, dtype=torch.float64)}})
+        >>> r.similarities["Saliency"]["ssim"].shape, r.mode
+        (torch.Size([2, 3]), 'cascading')
     """
 
     stages: List[str]

@@ -64,6 +64,13 @@ class SolveInfo:
         image_converged (Tensor): (B,) bool, whether each image met the stopping rule.
         preconditioner (str): CG's preconditioner (``"multigrid"`` or ``"jacobi"``); ``"none"``
             for the other solvers.
+
+    Examples::
+
+        >>> op = StencilOperator.from_guide(torch.rand(2, 3, 8, 8))
+        >>> values, info = solve_mrp(op, torch.rand(2, 1, 8, 8), gamma=0.9)
+        >>> info.solver, info.converged, info.image_iterations.shape
+        ('cg', True, torch.Size([2]))
     """
 
     solver: str
