@@ -1,9 +1,11 @@
 # ruff: noqa: E501  (generated: one line per known failure)
-"""Public-API walk cases that fail on branch `conformance` today: what fails, the file, the owner.
+"""Public-API walk cases that still fail on main: what fails, the file, the owner.
 
-Generated from a run of tests/test_public_api_walk.py before the other branches are merged. Each
-is ``xfail(strict=True)``: when the owner's fix lands the case passes, the strict xfail turns red,
-and its line here is deleted (the lead flips them at merge)."""
+Generated from a run of tests/test_public_api_walk.py on branch `conformance` and triaged after
+the merge (branch `triage`): every case that now passes was deleted; what is left is in
+captum_ext/data/ and the CLI, which other helpers are changing (owner: the lead). Each is
+``xfail(strict=True)``: when the fix lands the case passes, the strict xfail turns red, and
+its line here is deleted."""
 
 KNOWN = {
     "test_bad_parameters[captum_ext.data:StampNet-num_classes=0]":

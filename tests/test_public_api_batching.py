@@ -68,7 +68,7 @@ def _params() -> List[Any]:
             marks.append(
                 pytest.mark.skip(
                     reason="Captum's Lime / KernelShap draw each example's samples in "
-                    "sequence from the global RNG (inherited; see the report)"
+                    "sequence from the global RNG (inherited; see docs/reliability.md)"
                 )
             )
         out.append(pytest.param(name, id=name, marks=marks))
