@@ -474,7 +474,7 @@ _attribution_entry(
     lambda m: A.MeaningfulPerturbation(m),
     dict(target=0, n_iter=2, mask_shape=(4, 4)),
     [
-        _p("n_iter", 0),
+        _p("n_iter", -1),  # n_iter=0 is documented: the initial mask, NaN loss
         _p("lr", float("nan")),
         _p("l1_coeff", -1.0),
         _p("tv_beta", float("inf")),
@@ -499,11 +499,12 @@ API["captum_ext.attr:propagate"] = {
         for (n, v, label, exc) in (
             _ctor("gamma", 1.0),
             _ctor("gamma", float("nan")),
-            _ctor("radius", 0),
+            _ctor("radius", -1),  # radius 0 and sigma_s=inf are documented as valid (no edges; a flat window)
             _ctor("tol", float("nan")),
             _ctor("tol", -1.0),
             _ctor("solver", "bogus"),
-            _ctor("sigma_s", float("inf")),
+            _ctor("sigma_s", -1.0),
+            _ctor("max_iter", 0),
         )
     ],
     "targets": NO_TARGET,
@@ -612,8 +613,29 @@ API["captum_ext.metrics:flatten_maps"] = {
     "model_state": NO_MODEL,
 }
 API["captum_ext.metrics:mean_and_interval"] = {
-    "nan": [raises("nan_values", lambda: M.mean_and_interval(torch.tensor([1.0, float("nan")])), "values")],
-    "empty": [raises("no_values", lambda: M.mean_and_interval(torch.tensor([])), "values")],
+    # documented: NaN values (the NaN rows of a metric) are left out and not counted
+    "nan": [
+        result(
+            "nan_values_left_out",
+            lambda: M.mean_and_interval(torch.tensor([1.0, float("nan"), 3.0])),
+            lambda out: (
+                None
+                if out[0] == 2.0 and out[2] == 2 and abs(out[1] - 1.959964 * math.sqrt(2) / math.sqrt(2)) < 1e-5
+                else (_ for _ in ()).throw(AssertionError(f"got {out}"))
+            ),
+        )
+    ],
+    "empty": [
+        result(
+            "no_values",
+            lambda: M.mean_and_interval(torch.tensor([])),
+            lambda out: (
+                None
+                if math.isnan(out[0]) and math.isnan(out[1]) and out[2] == 0
+                else (_ for _ in ()).throw(AssertionError(f"got {out}"))
+            ),
+        )
+    ],
     "shapes": "any shape: all values are pooled",
     "params": [
         raises("confidence=1.5", lambda: M.mean_and_interval(torch.rand(4), confidence=1.5), "confidence"),
@@ -700,22 +722,22 @@ API["captum_ext.metrics:resolve_filler"] = {
 for _rec in ("PerturbationCurve", "RoarResult", "SanityResult"):
     API[f"captum_ext.metrics:{_rec}"] = na_all(RECORD)
 
-API["captum_ext.metrics:normalised_auc"] = {
+API["captum_ext.metrics:normalized_auc"] = {
     "nan": [
         result(
             "nan_in_one_curve",
-            lambda: M.normalised_auc(torch.tensor([[1.0, 0.5, 0.0], [1.0, float("nan"), 0.0]])),
+            lambda: M.normalized_auc(torch.tensor([[1.0, 0.5, 0.0], [1.0, float("nan"), 0.0]])),
             lambda out: (
                 (out.shape == (2,))
                 and bool(torch.isnan(out[1]))
-                and torch.testing.assert_close(out[0], M.normalised_auc(torch.tensor([[1.0, 0.5, 0.0]]))[0])
+                and torch.testing.assert_close(out[0], M.normalized_auc(torch.tensor([[1.0, 0.5, 0.0]]))[0])
             ),
         )
     ],
-    "empty": [result("batch_of_0", lambda: M.normalised_auc(torch.zeros(0, 3)), empty_like_shape((0,)))],
+    "empty": [result("batch_of_0", lambda: M.normalized_auc(torch.zeros(0, 3)), empty_like_shape((0,)))],
     "shapes": [
         raises(
-            "fractions_other_length", lambda: M.normalised_auc(torch.rand(2, 3), torch.tensor([0.0, 1.0])), "fractions"
+            "fractions_other_length", lambda: M.normalized_auc(torch.rand(2, 3), torch.tensor([0.0, 1.0])), "fractions"
         )
     ],
     "params": "no parameters beyond the scores and fractions",
@@ -740,10 +762,10 @@ def _sanity(model: Optional[nn.Module] = None, x: Optional[Tensor] = None, **kw:
     model = model if model is not None else TinyNet().eval()
     x = images(2) if x is None else x
     kw.setdefault("target", [0, 1][: x.shape[0]])
-    return M.cascading_randomisation(model, Saliency, x, layers=["fc"], **kw)
+    return M.cascading_randomization(model, Saliency, x, layers=["fc"], **kw)
 
 
-API["captum_ext.metrics:cascading_randomisation"] = {
+API["captum_ext.metrics:cascading_randomization"] = {
     "nan": [raises("nan_in_inputs", lambda: _sanity(x=nan_images()), "inputs")],
     "empty": [
         result(
@@ -751,7 +773,7 @@ API["captum_ext.metrics:cascading_randomisation"] = {
             lambda: _sanity(x=images(0), target=torch.zeros(0, dtype=torch.long)),
             lambda out: (
                 None
-                if all(t.shape[0] == 0 for d in out.similarities.values() for t in d.values())
+                if all(t.shape[1:] == (0,) for d in out.similarities.values() for t in d.values())  # (stages, B)
                 else (_ for _ in ()).throw(AssertionError("non-empty similarities"))
             ),
         )
@@ -764,21 +786,29 @@ API["captum_ext.metrics:cascading_randomisation"] = {
         raises("batch_size=0", lambda: _sanity(batch_size=0), "batch_size"),
         raises(
             "layers=['nope']",
-            lambda: M.cascading_randomisation(TinyNet(), Saliency, images(2), 0, layers=["nope"]),
+            lambda: M.cascading_randomization(TinyNet(), Saliency, images(2), 0, layers=["nope"]),
             "layers",
         ),
     ],
     "targets": [
         raises("target_longer_than_batch", lambda: _sanity(target=[0, 1, 2]), "target"),
-        raises("target=None", lambda: _sanity(target=None), "target"),
+        result(
+            "target=None_is_the_prediction",
+            lambda: _sanity(target=None).similarities,
+            lambda out: torch.testing.assert_close(
+                out,
+                _sanity(target=TinyNet().eval()(images(2)).argmax(1)).similarities,
+                equal_nan=True,
+            ),
+        ),
     ],
     "model_state": model_state_cases(lambda m: _sanity(model=m).similarities),
 }
-API["captum_ext.metrics:randomisation_layers"] = {
+API["captum_ext.metrics:randomization_layers"] = {
     "nan": "lists module names",
     "empty": "lists module names",
     "shapes": "lists module names",
-    "params": [raises("model=not_a_module", lambda: M.randomisation_layers("net"), "model", exc=TypeError)],
+    "params": [raises("model=not_a_module", lambda: M.randomization_layers("net"), "model", exc=TypeError)],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -851,19 +881,19 @@ API["captum_ext.metrics:hog_features"] = {
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
-API["captum_ext.metrics:normalise_abs_map"] = {
+API["captum_ext.metrics:normalize_abs_map"] = {
     "nan": [
         result(
             "nan_in_one_map",
-            lambda: M.normalise_abs_map(nan_images()),
-            rows_nan_exactly([0], lambda: M.normalise_abs_map(images(2))),
+            lambda: M.normalize_abs_map(nan_images()),
+            rows_nan_exactly([0], lambda: M.normalize_abs_map(images(2))),
         )
     ],
-    "empty": [result("batch_of_0", lambda: M.normalise_abs_map(images(0)), empty_like_shape((0,)))],
+    "empty": [result("batch_of_0", lambda: M.normalize_abs_map(images(0)), empty_like_shape((0,)))],
     "shapes": "any (B, ...) map is normalised per row",
     "params": [
-        raises("percentile=150", lambda: M.normalise_abs_map(images(2), percentile=150.0), "percentile"),
-        raises("percentile=nan", lambda: M.normalise_abs_map(images(2), percentile=float("nan")), "percentile"),
+        raises("percentile=150", lambda: M.normalize_abs_map(images(2), percentile=150.0), "percentile"),
+        raises("percentile=nan", lambda: M.normalize_abs_map(images(2), percentile=float("nan")), "percentile"),
     ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
@@ -919,7 +949,7 @@ _INPAINTER_PARAMS: Dict[str, List[Tuple[str, Callable[[], Any], Any]]] = {
     ],
     "HarmonicInpainter": [
         ("omega", lambda: I.HarmonicInpainter(omega=float("nan")), ValueError),
-        ("sweeps", lambda: I.HarmonicInpainter(sweeps=0), ValueError),
+        ("sweeps", lambda: I.HarmonicInpainter(sweeps=-1), ValueError),  # 0 is documented: pull-push
     ],
     "NoiseInpainter": [
         ("scale", lambda: I.NoiseInpainter(scale=-1.0), ValueError),
@@ -1024,7 +1054,8 @@ API["captum_ext.inpaint:composite"] = {
     "model_state": NO_MODEL,
 }
 API["captum_ext.inpaint:get_inpainter"] = {
-    "nan": [raises("nan_constant", lambda: I.get_inpainter(float("nan")), "inpainter|name")],
+    # documented: names and callables only (numbers go through resolve_inpainter, walked)
+    "nan": [raises("nan_constant", lambda: I.get_inpainter(float("nan")), "inpainter", exc=TypeError)],
     "empty": "resolves a name; no batch",
     "shapes": "resolves a name; no batch",
     "params": [
@@ -1044,7 +1075,7 @@ for _name in ("harmonic_fill", "pull_push_fill"):
         "params": (
             [
                 raises("omega=nan", lambda: I.harmonic_fill(images(2), bholes(), omega=float("nan")), "omega"),
-                raises("sweeps=0", lambda: I.harmonic_fill(images(2), bholes(), sweeps=0), "sweeps"),
+                raises("sweeps=-1", lambda: I.harmonic_fill(images(2), bholes(), sweeps=-1), "sweeps"),
             ]
             if _name == "harmonic_fill"
             else "no parameters beyond the tensors"
@@ -1071,7 +1102,8 @@ API["captum_ext.propagate:StencilOperator"] = {
     ],
     "empty": [result("batch_of_0", lambda: P.solve_mrp(_op(0), images(0))[0], empty_like_shape((0, 3, 8, 8)))],
     "shapes": [raises("3d_weights", lambda: P.StencilOperator(torch.rand(9, 4, 4)), "weights")],
-    "params": [raises("radius=0", lambda: P.StencilOperator.from_guide(images(2), radius=0), "radius")],
+    # radius 0 is documented as valid (a graph of self-loops: nothing propagates)
+    "params": [raises("radius=-1", lambda: P.StencilOperator.from_guide(images(2), radius=-1), "radius")],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
 }
@@ -1082,9 +1114,13 @@ API["captum_ext.propagate:CSROperator"] = {
         raises("shape_mismatch", lambda: P.CSROperator(torch.eye(4).to_sparse_csr(), (1, 3, 3)), "shape|affinity")
     ],
     "params": [
-        raises(
-            "dense_affinity", lambda: P.CSROperator(torch.eye(4), (1, 2, 2)), "affinity", exc=(TypeError, ValueError)
-        )
+        # documented: a dense (N, N) affinity is accepted (converted to CSR); a negative one is refused
+        result(
+            "dense_affinity_is_the_sparse_one",
+            lambda: P.CSROperator(torch.eye(4), (1, 2, 2)).matvec(images(1, 2)[:, :1]),
+            equals(lambda: P.CSROperator(torch.eye(4).to_sparse_csr(), (1, 2, 2)).matvec(images(1, 2)[:, :1])),
+        ),
+        raises("negative_affinity", lambda: P.CSROperator(-torch.eye(4), (1, 2, 2)), "affinity"),
     ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
@@ -1170,6 +1206,199 @@ API["captum_ext.propagate:window_offsets"] = {
     "params": [
         raises("radius=-1", lambda: P.window_offsets(-1), "radius"),
         raises("radius=1.5", lambda: P.window_offsets(1.5), "radius", exc=TypeError),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
+}
+
+# --- names added on the merged branches ----------------------------------------------------------
+
+for _old, _new in (
+    ("cascading_randomisation", "cascading_randomization"),
+    ("normalise_abs_map", "normalize_abs_map"),
+    ("normalised_auc", "normalized_auc"),
+    ("randomisation_layers", "randomization_layers"),
+):
+    API[f"captum_ext.metrics:{_old}"] = na_all(
+        f"deprecated alias of {_new} (one release): forwards its arguments; walked under the new name"
+    )
+
+for _rec in ("IPropDiagnostics", "MeaningfulPerturbationDiagnostics", "PathwayDiagnostics"):
+    API[f"captum_ext.attr:{_rec}"] = na_all(RECORD)
+API["captum_ext.metrics:RoadResult"] = na_all(RECORD)
+for _const in ("ROAD_PERCENTAGES", "SMALL_OBJECT_FRACTIONS"):
+    API[f"captum_ext.metrics:{_const}"] = na_all(CONSTANT)
+API["captum_ext.propagate:PRECONDITIONERS"] = na_all(CONSTANT)
+
+API["captum_ext.inpaint:NoisyLinearInpainter"] = {
+    "nan": [raises("nan_in_known_pixels", lambda: I.NoisyLinearInpainter()(nan_images(), holes()), "images")],
+    "empty": [
+        result("batch_of_0", lambda: I.NoisyLinearInpainter()(images(0), holes(0)), empty_like_shape((0, 3, 8, 8)))
+    ],
+    "shapes": [
+        raises("holes_other_size", lambda: I.NoisyLinearInpainter()(images(2), holes(2, size=6)), "holes"),
+        raises("3d_images", lambda: I.NoisyLinearInpainter()(images(2)[:, 0], holes(2)[:, 0]), "images"),
+        raises(
+            "image_indices_other_length",
+            lambda: I.NoisyLinearInpainter()(images(2), holes(), image_indices=[0]),
+            "image_indices",
+        ),
+    ],
+    "params": [
+        raises(f"{n}={label}", (lambda n=n, v=v: I.NoisyLinearInpainter(**{n: v})), n, exc=e)
+        for (n, v, label, e) in (
+            _ctor("noise", -1.0),
+            _ctor("noise", float("nan")),
+            _ctor("tol", float("nan")),
+            _ctor("max_iter", 0),
+            _ctor("seed", "x", TypeError),
+            _ctor("fallback", float("nan")),
+        )
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
+}
+API["captum_ext.inpaint:resolve_inpainter"] = {
+    "nan": [raises("nan_constant", lambda: I.resolve_inpainter(float("nan")), "inpainter")],
+    "empty": "resolves an `inpainter=` argument; no batch",
+    "shapes": "resolves an `inpainter=` argument; no batch",
+    "params": [
+        raises("bogus_name", lambda: I.resolve_inpainter("bogus"), "bogus|inpainter"),
+        raises("wrong_type", lambda: I.resolve_inpainter(object()), "inpainter", exc=TypeError),
+        result(
+            "number_is_a_constant",
+            lambda: I.resolve_inpainter(0.5)(images(2), holes()),
+            equals(lambda: I.ConstantInpainter(0.5)(images(2), holes())),
+        ),
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
+}
+
+API["captum_ext.metrics:average_ranks"] = {
+    "nan": [raises("nan_values", lambda: M.average_ranks(torch.tensor([[1.0, float("nan")]])), "values")],
+    "empty": [result("batch_of_0", lambda: M.average_ranks(torch.zeros(0, 4)), empty_like_shape((0, 4)))],
+    "shapes": [raises("1d_values", lambda: M.average_ranks(torch.rand(4)), "values")],
+    "params": "no parameters beyond the values",
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
+}
+
+
+def _road(model: Optional[nn.Module] = None, x: Optional[Tensor] = None, a: Optional[Tensor] = None, **kw: Any) -> Any:
+    model = model if model is not None else TinyNet().eval()
+    x = images(2) if x is None else x
+    a = torch.rand(x.shape[0], 1, 8, 8, generator=torch.Generator().manual_seed(3)) if a is None else a
+    kw.setdefault("target", [0, 1][: x.shape[0]])
+    kw.setdefault("percentages", (25, 50))
+    kw.setdefault("inpainter", 0.0)  # the walk checks the metric, not the (walked) linear inpainter
+    return M.road(model, x, a, **kw)
+
+
+def _road_nan_map() -> Any:
+    a = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    a[0, 0, 1, 1] = float("nan")
+    return _road(a=a)
+
+
+API["captum_ext.metrics:road"] = {
+    "nan": [
+        raises("nan_in_inputs", lambda: _road(x=nan_images()), "inputs"),
+        result("nan_in_one_map", _road_nan_map, rows_nan_exactly([0], lambda: _road())),
+    ],
+    "empty": [
+        result(
+            "batch_of_0", lambda: _road(x=images(0), target=torch.zeros(0, dtype=torch.long)), empty_like_shape((0,))
+        )
+    ],
+    "shapes": [
+        result(
+            "bhw_maps",
+            lambda: _road(a=torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))[:, 0]),
+            equals(lambda: _road()),
+        ),
+        raises("maps_other_size", lambda: _road(a=torch.rand(2, 1, 6, 6)), "attributions"),
+    ],
+    "params": [
+        raises("percentages=150", lambda: _road(percentages=(50, 150)), "percentages"),
+        raises("order='bogus'", lambda: _road(order="bogus"), "order"),
+        raises("noise=nan", lambda: _road(noise=float("nan")), "noise"),
+        raises("inpainter='bogus'", lambda: _road(inpainter="bogus"), "inpainter|bogus"),
+        raises("max_examples_per_batch=0", lambda: _road(max_examples_per_batch=0), "max_examples_per_batch"),
+        raises("reduce='bogus'", lambda: _road(reduce="bogus"), "reduce"),
+    ],
+    "targets": [raises("target_longer_than_batch", lambda: _road(target=[0, 1, 2]), "target")],
+    "model_state": model_state_cases(lambda m: _road(model=m)),
+}
+
+
+def _road_result(b: int, order: str, first: float = 0.1) -> Any:
+    p = torch.tensor([10.0, 20.0], dtype=torch.float64)
+    scores = torch.full((b, 2), 0.5, dtype=torch.float64)
+    if b:
+        scores[0, 0] = first
+    return M.RoadResult(p, scores, torch.ones(b, 2, dtype=torch.bool), order)
+
+
+API["captum_ext.metrics:road_combined"] = {
+    "nan": [
+        result(
+            "nan_in_one_row",
+            lambda: M.road_combined(_road_result(2, "morf", float("nan")), _road_result(2, "lerf")),
+            rows_nan_exactly([0], lambda: M.road_combined(_road_result(2, "morf"), _road_result(2, "lerf"))),
+        )
+    ],
+    "empty": [
+        result(
+            "batch_of_0",
+            lambda: M.road_combined(_road_result(0, "morf"), _road_result(0, "lerf")),
+            empty_like_shape((0,)),
+        )
+    ],
+    "shapes": [
+        raises("other_images", lambda: M.road_combined(_road_result(2, "morf"), _road_result(3, "lerf")), "morf|lerf")
+    ],
+    "params": [
+        raises("orders_swapped", lambda: M.road_combined(_road_result(2, "lerf"), _road_result(2, "morf")), "morf")
+    ],
+    "targets": NO_TARGET,
+    "model_state": NO_MODEL,
+}
+
+
+def _stencil(b: int = 1) -> Tensor:
+    a = torch.zeros(b, 9, 8, 8, dtype=torch.float64)
+    a[:, 4] = 2.0
+    return a
+
+
+API["captum_ext.propagate:MultigridPreconditioner"] = {
+    "nan": [
+        raises(
+            "nan_stencil",
+            lambda: P.MultigridPreconditioner(torch.full((1, 9, 8, 8), float("nan"), dtype=torch.float64), radius=1),
+            "stencil",
+        )
+    ],
+    "empty": [
+        result(
+            "batch_of_0",
+            lambda: P.MultigridPreconditioner(_stencil(0), radius=1)(torch.zeros(0, 1, 8, 8, dtype=torch.float64)),
+            empty_like_shape((0, 1, 8, 8)),
+        )
+    ],
+    "shapes": [raises("3d_stencil", lambda: P.MultigridPreconditioner(_stencil()[0], radius=1), "stencil")],
+    "params": [
+        raises(
+            f"{n}={label}", (lambda n=n, v=v: P.MultigridPreconditioner(_stencil(), **{"radius": 1, n: v})), n, exc=e
+        )
+        for (n, v, label, e) in (
+            _ctor("radius", -1),
+            _ctor("radius", 2),
+            _ctor("damping", float("nan")),
+            _ctor("damping", 0.0),
+            _ctor("coarsest_pixels", 0),
+        )
     ],
     "targets": NO_TARGET,
     "model_state": NO_MODEL,
@@ -1428,7 +1657,7 @@ OWNERS = (
     ("captum_ext.propagate:", "iprop", "propagate/"),
     ("captum_ext.inpaint:", "inpaint", "inpaint/"),
     ("captum_ext.metrics:roar", "metrics", "metrics/roar.py"),
-    ("captum_ext.metrics:cascading_randomisation", "metrics", "metrics/sanity.py"),
+    ("captum_ext.metrics:cascading_randomization", "metrics", "metrics/sanity.py"),
     ("captum_ext.metrics:", "metrics", "metrics/"),
     ("captum_ext.data:", "none (data/ has no owner: lead)", "data/"),
     ("cli:", "none (benchmark/cli.py has no owner: lead)", "benchmark/cli.py"),

@@ -1,33 +1,13 @@
 # ruff: noqa: E501  (generated: one line per known failure)
-"""Public-API walk cases that fail on branch `conformance` today: what fails, the file, the owner.
+"""Public-API walk cases that still fail on main: what fails, the file, the owner.
 
-Generated from a run of tests/test_public_api_walk.py before the other branches are merged. Each
-is ``xfail(strict=True)``: when the owner's fix lands the case passes, the strict xfail turns red,
-and its line here is deleted (the lead flips them at merge)."""
+Generated from a run of tests/test_public_api_walk.py on branch `conformance` and triaged after
+the merge (branch `triage`): every case that now passes was deleted; what is left is in
+captum_ext/data/ and the CLI, which other helpers are changing (owner: the lead). Each is
+``xfail(strict=True)``: when the fix lands the case passes, the strict xfail turns red, and
+its line here is deleted."""
 
 KNOWN = {
-    "test_bad_parameters[captum_ext.attr:IProp-max_iter=0]":
-        "Failed: DID NOT RAISE ValueError (attr/iprop.py); owner: iprop",
-    "test_bad_parameters[captum_ext.attr:InpaintingFeatureAblation-inpainter=nan]":
-        "TypeError: `inpainter` must be a name or a callable, got float (attr/inpainting.py); owner: inpaint",
-    "test_bad_parameters[captum_ext.attr:InpaintingKernelShap-inpainter=nan]":
-        "TypeError: `inpainter` must be a name or a callable, got float (attr/inpainting.py); owner: inpaint",
-    "test_bad_parameters[captum_ext.attr:InpaintingLime-inpainter=nan]":
-        "TypeError: `inpainter` must be a name or a callable, got float (attr/inpainting.py); owner: inpaint",
-    "test_bad_parameters[captum_ext.attr:InpaintingOcclusion-inpainter=nan]":
-        "TypeError: `inpainter` must be a name or a callable, got float (attr/inpainting.py); owner: inpaint",
-    "test_bad_parameters[captum_ext.attr:InpaintingShapleyValueSampling-inpainter=nan]":
-        "TypeError: `inpainter` must be a name or a callable, got float (attr/inpainting.py); owner: inpaint",
-    "test_bad_parameters[captum_ext.attr:MeaningfulPerturbation-n_iter=0]":
-        "Failed: DID NOT RAISE ValueError (attr/meaningful_perturbation.py); owner: neflag-mp",
-    "test_bad_parameters[captum_ext.attr:binary_cosine_similarity-kernel_width=inf]":
-        "Failed: DID NOT RAISE ValueError (attr/inpainting.py); owner: inpaint",
-    "test_bad_parameters[captum_ext.attr:grid_feature_mask-cell=2.5]":
-        "AssertionError: message does not name 'cell': ''float' object is not iterable' assert None + where None = <fun (attr/feature_masks.py); owner: inpaint",
-    "test_bad_parameters[captum_ext.attr:propagate-radius=0]":
-        "Failed: DID NOT RAISE ValueError (attr/iprop.py); owner: iprop",
-    "test_bad_parameters[captum_ext.attr:propagate-sigma_s=inf]":
-        "Failed: DID NOT RAISE ValueError (attr/iprop.py); owner: iprop",
     "test_bad_parameters[captum_ext.data:StampNet-num_classes=0]":
         "Failed: DID NOT RAISE ValueError (data/); owner: none (data/ has no owner: lead)",
     "test_bad_parameters[captum_ext.data:StampNet-width=0]":
@@ -46,56 +26,6 @@ KNOWN = {
         "AssertionError: message does not name 'batch_size': 'range() arg 3 must not be zero' assert None + where None  (data/); owner: none (data/ has no owner: lead)",
     "test_bad_parameters[captum_ext.data:train_stamp_classifier-recipe_unknown_key]":
         "RuntimeError: would start training (the recipe was not validated first) (data/); owner: none (data/ has no owner: lead)",
-    "test_bad_parameters[captum_ext.inpaint:BiharmonicInpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:BlurInpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:ConstantInpainter-value=bad1]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:HarmonicInpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:HarmonicInpainter-sweeps=bad1]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:MeanInpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:NoiseInpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:OpenCVInpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:PullPushInpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:apply_inpainter-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:composite-fallback=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:harmonic_fill-omega=nan]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.inpaint:harmonic_fill-sweeps=0]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_bad_parameters[captum_ext.metrics:ConstantFill-value='x']":
-        "Failed: DID NOT RAISE TypeError (metrics/); owner: metrics",
-    "test_bad_parameters[captum_ext.metrics:mean_and_interval-confidence=1.5]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_bad_parameters[captum_ext.metrics:mean_and_interval-confidence=nan]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_bad_parameters[captum_ext.metrics:pixel_ranks-tie_seed='x']":
-        "ValueError: invalid literal for int() with base 10: 'x' (metrics/); owner: metrics",
-    "test_bad_parameters[captum_ext.metrics:randomisation_layers-model=not_a_module]":
-        "AttributeError: 'str' object has no attribute 'named_modules' (metrics/); owner: metrics",
-    "test_bad_parameters[captum_ext.propagate:CSROperator-dense_affinity]":
-        "Failed: DID NOT RAISE any of (TypeError, ValueError) (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:StencilOperator-radius=0]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:conjugate_gradient-max_iter=0]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:leakage_weight-delta=nan]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:leakage_weight-sigma_c=-1]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:solve_mrp-max_iter=0]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_bad_parameters[captum_ext.propagate:value_iteration-max_iter=0]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
     "test_bad_parameters[cli:benchmark-batch-size=0]":
         "AssertionError: '--batch-size' not in 'error: range() arg 3 must not be zero' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_bad_parameters[cli:benchmark-device=bogus]":
@@ -116,22 +46,6 @@ KNOWN = {
         "AssertionError: error: --n-images must be >= 1 (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_bad_parameters[cli:sanity-out=unwritable]":
         "FileNotFoundError: [Errno 2] No such file or directory: '/proc/captum_ext_cannot_write' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_empty_batch[captum_ext.attr:IProp-batch_of_0]":
-        "IndexError: index 0 is out of bounds for dimension 0 with size 0 (attr/iprop.py); owner: iprop",
-    "test_empty_batch[captum_ext.attr:InpaintingKernelShap-batch_of_0]":
-        "AssertionError: Number of outputs is not appropriate, must return one output per perturbed input (attr/inpainting.py); owner: inpaint",
-    "test_empty_batch[captum_ext.attr:InpaintingLime-batch_of_0]":
-        "AssertionError: Number of outputs is not appropriate, must return one output per perturbed input (attr/inpainting.py); owner: inpaint",
-    "test_empty_batch[captum_ext.attr:InpaintingShapleyValueSampling-batch_of_0]":
-        "RuntimeError: cannot reshape tensor of 0 elements into shape [-1, 0, 1, 1, 1] because the unspecified dimensio (attr/inpainting.py); owner: inpaint",
-    "test_empty_batch[captum_ext.attr:MeaningfulPerturbation-batch_of_0]":
-        "ValueError: range() arg 3 must not be zero (attr/meaningful_perturbation.py); owner: neflag-mp",
-    "test_empty_batch[captum_ext.attr:PathwayGradient-batch_of_0]":
-        "IndexError: index 0 is out of bounds for dimension 0 with size 0 (attr/pathway_gradient.py); owner: pathway",
-    "test_empty_batch[captum_ext.attr:PrunedAttribution-batch_of_0]":
-        "IndexError: index 0 is out of bounds for dimension 0 with size 0 (attr/pathway_gradient.py); owner: pathway",
-    "test_empty_batch[captum_ext.attr:slic_feature_mask-batch_of_0]":
-        "ValueError: need at least one array to stack (attr/feature_masks.py); owner: inpaint",
     "test_empty_batch[captum_ext.data:StampedImages-n=0]":
         "ValueError: `n` must be >= 1, got 0 (data/); owner: none (data/ has no owner: lead)",
     "test_empty_batch[captum_ext.data:load_photos-names=[]]":
@@ -140,154 +54,18 @@ KNOWN = {
         "ValueError: `n` must be >= 1, got 0 (data/); owner: none (data/ has no owner: lead)",
     "test_empty_batch[captum_ext.data:stamp_recall-batch_of_0]":
         "ValueError: torch.cat(): expected a non-empty list of Tensors (data/); owner: none (data/ has no owner: lead)",
-    "test_empty_batch[captum_ext.inpaint:harmonic_fill-batch_of_0]":
-        "RuntimeError: max(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim  (inpaint/); owner: inpaint",
-    "test_empty_batch[captum_ext.metrics:cascading_randomisation-batch_of_0]":
-        "ValueError: torch.cat(): expected a non-empty list of Tensors (metrics/sanity.py); owner: metrics",
-    "test_empty_batch[captum_ext.metrics:map_similarities-batch_of_0]":
-        "RuntimeError: quantile() input tensor must be non-empty (metrics/); owner: metrics",
-    "test_empty_batch[captum_ext.metrics:mean_and_interval-no_values]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_empty_batch[captum_ext.metrics:normalise_abs_map-batch_of_0]":
-        "RuntimeError: quantile() input tensor must be non-empty (metrics/); owner: metrics",
     "test_empty_batch[cli:benchmark-n-images=0]":
         "AssertionError: error: --n-images must be >= 1 (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_empty_batch[cli:sanity-n-images=0]":
         "AssertionError: error: --n-images must be >= 1 (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_nan[captum_ext.attr:CriticalPathway-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (attr/pathway.py); owner: pathway",
-    "test_nan[captum_ext.attr:InpaintingFeatureAblation-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (attr/inpainting.py); owner: inpaint",
-    "test_nan[captum_ext.attr:InpaintingKernelShap-nan_in_inputs]":
-        "AssertionError: message does not name 'inputs': 'Input y contains NaN.' assert None + where None = <function s (attr/inpainting.py); owner: inpaint",
-    "test_nan[captum_ext.attr:InpaintingLime-nan_in_inputs]":
-        "AssertionError: message does not name 'inputs': 'Input y contains NaN.' assert None + where None = <function s (attr/inpainting.py); owner: inpaint",
-    "test_nan[captum_ext.attr:InpaintingOcclusion-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (attr/inpainting.py); owner: inpaint",
-    "test_nan[captum_ext.attr:InpaintingShapleyValueSampling-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (attr/inpainting.py); owner: inpaint",
-    "test_nan[captum_ext.attr:MeaningfulPerturbation-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (attr/meaningful_perturbation.py); owner: neflag-mp",
-    "test_nan[captum_ext.attr:NeFLAG-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (attr/neflag.py); owner: neflag-mp",
-    "test_nan[captum_ext.attr:PathwayGradient-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (attr/pathway_gradient.py); owner: pathway",
-    "test_nan[captum_ext.attr:PrunedAttribution-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (attr/pathway_gradient.py); owner: pathway",
-    "test_nan[captum_ext.attr:slic_feature_mask-nan_in_images]":
-        "AssertionError: message does not name 'images': 'unmasked NaN values in image are not supported' assert None + (attr/feature_masks.py); owner: inpaint",
     "test_nan[captum_ext.data:load_stamp_classifier-recipe_lr_nan]":
         "AssertionError: message does not name 'lr|recipe': 'Invalid learning rate: nan' assert None + where None = <fu (data/); owner: none (data/ has no owner: lead)",
     "test_nan[captum_ext.data:stamp_recall-nan_images]":
         "Failed: DID NOT RAISE ValueError (data/); owner: none (data/ has no owner: lead)",
     "test_nan[captum_ext.data:train_stamp_classifier-recipe_lr_nan]":
         "AssertionError: message does not name 'lr|recipe': 'Invalid learning rate: nan' assert None + where None = <fu (data/); owner: none (data/ has no owner: lead)",
-    "test_nan[captum_ext.inpaint:BiharmonicInpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:BlurInpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:ConstantInpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:HarmonicInpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:MeanInpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:NoiseInpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:OpenCVInpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:PullPushInpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:apply_inpainter-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:get_inpainter-nan_constant]":
-        "TypeError: `inpainter` must be a name or a callable, got float (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:harmonic_fill-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.inpaint:pull_push_fill-nan_in_known_pixels]":
-        "Failed: DID NOT RAISE ValueError (inpaint/); owner: inpaint",
-    "test_nan[captum_ext.metrics:ConstantFill-value=nan]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:cascading_randomisation-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (metrics/sanity.py); owner: metrics",
-    "test_nan[captum_ext.metrics:deletion_curve-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:deletion_curve-nan_in_one_map]":
-        "ValueError: `attributions` contain NaN or infinite values (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:insertion_curve-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:insertion_curve-nan_in_one_map]":
-        "ValueError: `attributions` contain NaN or infinite values (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:insertion_minus_deletion-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:insertion_minus_deletion-nan_in_one_map]":
-        "ValueError: `attributions` contain NaN or infinite values (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:mean_and_interval-nan_values]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:normalise_abs_map-nan_in_one_map]":
-        "AssertionError: NaN rows [False, False] (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:pixel_perturbation-nan_in_inputs]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:pixel_perturbation-nan_in_one_map]":
-        "ValueError: `attributions` contain NaN or infinite values (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:pixel_ranks-nan_scores]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:pointing_game-nan_in_one_map]":
-        "AssertionError: NaN rows [False, False, False] (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:relevance_rank_accuracy-nan_in_one_map]":
-        "AssertionError: NaN rows [False, False, False] (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:resolve_filler-nan]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:roc_auc-nan_in_one_map]":
-        "AssertionError: NaN rows [False, False, False] (metrics/); owner: metrics",
-    "test_nan[captum_ext.metrics:spearman-nan_in_one_map]":
-        "AssertionError (metrics/); owner: metrics",
-    "test_nan[captum_ext.propagate:StencilOperator-nan_guide]":
-        "AssertionError: message does not name 'guide': '`weights` must be finite and non-negative' assert None + where (propagate/); owner: iprop",
-    "test_nan[captum_ext.propagate:conjugate_gradient-nan_reward]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_nan[captum_ext.propagate:solve_mrp-nan_reward]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_nan[captum_ext.propagate:stencil_affinity-nan_guide]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
-    "test_nan[captum_ext.propagate:value_iteration-nan_reward]":
-        "Failed: DID NOT RAISE ValueError (propagate/); owner: iprop",
     "test_nan[cli:sanity-std=nan]":
         "AssertionError: '--std' not in 'error: `std` must be a finite number, got nan' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_shapes[captum_ext.attr:grid_feature_mask-cell=(4,)]":
-        "AssertionError: message does not name 'cell': 'not enough values to unpack (expected 2, got 1)' assert None +  (attr/feature_masks.py); owner: inpaint",
     "test_shapes[captum_ext.data:stamp_recall-labels_other_length]":
         "Failed: DID NOT RAISE ValueError (data/); owner: none (data/ has no owner: lead)",
-    "test_shapes[captum_ext.inpaint:composite-filled_other_size]":
-        "AssertionError: message does not name 'filled': 'the inpainter must return a tensor of shape (2, 3, 8, 8) (the (inpaint/); owner: inpaint",
-    "test_shapes[captum_ext.inpaint:harmonic_fill-holes_other_size]":
-        "RuntimeError: The size of tensor a (6) must match the size of tensor b (8) at non-singleton dimension 3 (inpaint/); owner: inpaint",
-    "test_shapes[captum_ext.inpaint:pull_push_fill-holes_other_size]":
-        "RuntimeError: The size of tensor a (6) must match the size of tensor b (8) at non-singleton dimension 3 (inpaint/); owner: inpaint",
-    "test_shapes[captum_ext.metrics:ConstantFill-holes_other_size]":
-        "Failed: DID NOT RAISE ValueError (metrics/); owner: metrics",
-    "test_shapes[captum_ext.metrics:pointing_game-bhw_maps_and_masks]":
-        "AssertionError: Tensor-likes are not close! Mismatched elements: 1 / 3 (33.3%) Greatest absolute difference: 1 (metrics/); owner: metrics",
-    "test_shapes[captum_ext.metrics:relevance_mass_accuracy-bhw_maps_and_masks]":
-        "AssertionError: Tensor-likes are not close! Mismatched elements: 3 / 3 (100.0%) Greatest absolute difference:  (metrics/); owner: metrics",
-    "test_shapes[captum_ext.metrics:relevance_rank_accuracy-bhw_maps_and_masks]":
-        "AssertionError: Tensor-likes are not close! Mismatched elements: 2 / 3 (66.7%) Greatest absolute difference: 0 (metrics/); owner: metrics",
-    "test_shapes[captum_ext.metrics:roc_auc-bhw_maps_and_masks]":
-        "AssertionError: Tensor-likes are not close! Mismatched elements: 3 / 3 (100.0%) Greatest absolute difference:  (metrics/); owner: metrics",
-    "test_shapes[captum_ext.metrics:stamp_distance-bhw_maps_and_masks]":
-        "AssertionError: Tensor-likes are not close! Mismatched elements: 3 / 3 (100.0%) Greatest absolute difference:  (metrics/); owner: metrics",
-    "test_targets[captum_ext.attr:CriticalPathway-target_longer_than_batch]":
-        "AssertionError: Target list length does not match output! (attr/pathway.py); owner: pathway",
-    "test_targets[captum_ext.attr:IProp-target_longer_than_batch]":
-        "AssertionError: Target list length does not match output! (attr/iprop.py); owner: iprop",
-    "test_targets[captum_ext.attr:MeaningfulPerturbation-target_longer_than_batch]":
-        "Failed: DID NOT RAISE ValueError (attr/meaningful_perturbation.py); owner: neflag-mp",
-    "test_targets[captum_ext.attr:NeFLAG-target_longer_than_batch]":
-        "Failed: DID NOT RAISE ValueError (attr/neflag.py); owner: neflag-mp",
-    "test_targets[captum_ext.attr:PathwayGradient-target_longer_than_batch]":
-        "AssertionError: Target list length does not match output! (attr/pathway_gradient.py); owner: pathway",
-    "test_targets[captum_ext.attr:PrunedAttribution-target_longer_than_batch]":
-        "AssertionError: Target list length does not match output! (attr/pathway_gradient.py); owner: pathway",
-    "test_targets[captum_ext.metrics:cascading_randomisation-target=None]":
-        "RuntimeError: Could not infer dtype of NoneType (metrics/sanity.py); owner: metrics",
 }

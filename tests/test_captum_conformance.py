@@ -372,67 +372,23 @@ VARIANTS = _variants()
 
 KNOWN_DEFECTS: Dict[Tuple[str, str, str], str] = {
     (
-        "oracle",
-        "InpaintingLime-constant",
-        "basic_multiple_tuple_target_with_baselines",
-    ): "per-example baselines (B, ...) not split per example in InpaintingLime (attr/inpainting.py); "
-    "fixed on branch inpaint",
-    (
-        "oracle",
-        "InpaintingKernelShap-constant",
-        "basic_multiple_tuple_target_with_baselines",
-    ): "per-example baselines (B, ...) not split per example in InpaintingKernelShap (attr/inpainting.py); "
-    "fixed on branch inpaint",
-    (
-        "future",
-        "InpaintingFeatureAblation-default",
-        "conv_with_perturbations_per_eval",
-    ): "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
-    "fixed on branch inpaint",
-    (
-        "future",
-        "InpaintingShapleyValueSampling-default",
-        "conv_with_perturbations_per_eval",
-    ): "Inpainting*.attribute_future is Captum's, unchanged: no inpainting (attr/inpainting.py); "
-    "fixed on branch inpaint",
-    (
         "targets",
         "MeaningfulPerturbation",
         "conv_occlusion_with_perturbations_per_eval",
-    ): "MeaningfulPerturbation batched != one at a time (max |diff| 3e-3 on this entry's model) "
-    "(attr/meaningful_perturbation.py); owner: branch neflag-mp",
+    ): "MeaningfulPerturbation batched != one at a time (max |diff| 3e-3 on this entry's model): the "
+    "true gradient of the loss w.r.t. the mask is 0 here (float64: a zero map, batched == one at a time "
+    "exactly), but in float32 Adam turns the rounding noise of the gradient (which differs with the batch "
+    "shape) into steps of up to lr, so the map is noise of size ~lr (attr/meaningful_perturbation.py); "
+    "owner: neflag-mp",
     (
         "sparse",
         f"PrunedIG-s{PRUNE_SPARSITY}",
         "conv_with_perturbations_per_eval",
     ): "sparsity 0.25 leaves an all-zero map where IntegratedGradients' map is non-zero: when the Taylor "
-    "scores tie (all 0 on this model) more than `sparsity` of the units are pruned "
-    "(attr/pathway.py); owner: branch pathway",
-    (
-        "targets",
-        f"PrunedDeepLiftShap-s{PRUNE_SPARSITY}",
-        "basic_multiple_target_dl_shap",
-    ): "PrunedAttribution(DeepLiftShap) applies one sample's pathway to another sample's rows "
-    "(attr/pathway_gradient.py); fixed on branch pathway",
+    "scores tie (all 0 on this model) more than `sparsity` of the units are pruned; the tie rule "
+    "(prune score <= threshold) is documented in PathwayDiagnostics, so a change is the owner's call "
+    "(attr/pathway.py); owner: pathway",
 }
-
-
-#: NeFLAG's random directions: the entries where batch composition changes the map (on the
-#: image entries every direction gives the same zero map: the model's gradient is 0 there)
-for _name in (
-    "basic_single_target",
-    "basic_multi_input",
-    "basic_multi_target",
-    "basic_multi_input_multi_target",
-    "basic_multiple_tuple_target",
-    "basic_tensor_single_target",
-    "basic_tensor_multi_target",
-    "basic_multi_input_multi_target_nt",
-):
-    KNOWN_DEFECTS[("targets", "NeFLAG-random", _name)] = (
-        "NeFLAG draws random directions per batch row, so an example's map depends on the batch "
-        "(attr/neflag.py); fixed on branch neflag-mp"
-    )
 
 
 def _defect(check: str, variant: str, entry: str) -> Optional[str]:
@@ -888,21 +844,10 @@ class _IntModel(nn.Module):
         return self.linear(x.float())
 
 
-_INT_DEFECT = pytest.mark.xfail(
-    strict=True,
-    reason="the sentinel baseline (-49152) cannot be stored in integer / boolean inputs: wrong numbers or an "
-    "error (attr/inpainting.py); fixed on branch inpaint",
-)
-
-
 @pytest.mark.parametrize("dtype", (torch.long, torch.bool), ids=("long", "bool"))
 @pytest.mark.parametrize(
     "base",
-    [
-        pytest.param(b, id=b.__name__, marks=[_INT_DEFECT] if b in (ShapleyValueSampling, Lime) else [])
-        for b in INPAINTING
-        if b is not Occlusion
-    ],
+    [pytest.param(b, id=b.__name__) for b in INPAINTING if b is not Occlusion],
 )
 def test_integer_and_boolean_inputs(base: type, dtype: torch.dtype) -> None:
     x = torch.tensor([[3, 0, 5, 1], [2, 7, 0, 4]]).to(dtype)
@@ -911,18 +856,13 @@ def test_integer_and_boolean_inputs(base: type, dtype: torch.dtype) -> None:
     if base in SAMPLING_BASES:
         kw["n_samples"] = 6
     torch.manual_seed(SEED)
-    expected = base(model).attribute(x, **kw)
+    # InpaintingLime's one documented difference: LIME's kernel on the binary sample
+    expected = (_lime_with_binary_kernel(model) if base is Lime else base(model)).attribute(x, **kw)
     torch.manual_seed(SEED)
     actual = INPAINTING[base](model, inpainter=ConstantInpainter(0.0)).attribute(x, **kw)
     _assert_equal(actual, expected, exact=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PrunedAttribution.attribute(inputs, target, additional_forward_args, **kw) "
-    "binds Captum's positional baselines to `target` (attr/pathway_gradient.py); "
-    "fixed on branch pathway",
-)
 def test_pruned_attribution_accepts_the_wrapped_signature_positionally() -> None:
     cfg = next(c for c in ENTRIES if c["name"] == "basic_multiple_tuple_target_with_baselines")
     model, args = _fresh(cfg)
@@ -941,11 +881,6 @@ class _FunctionalReLU(nn.Module):
         return self.b(torch.nn.functional.relu(self.a(x)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PathwayGradient refuses models written with F.relu even at sparsity 0 "
-    "(attr/pathway.py); fixed on branch pathway",
-)
 def test_sparsity_zero_reduces_to_saliency_with_functional_relu() -> None:
     torch.manual_seed(0)
     model, x = _FunctionalReLU(), torch.randn(4, 3)

@@ -51,9 +51,7 @@ CLASSES: Dict[str, Any] = {
 }
 
 #: classes whose batched result depends on the batch today -> the defect and the fixing branch
-KNOWN: Dict[str, str] = {
-    "NeFLAG-seeded": "NeFLAG draws directions per batch row (attr/neflag.py); fixed on branch neflag-mp",
-}
+KNOWN: Dict[str, str] = {}
 
 #: not a property of ours: Captum's Lime / KernelShap draw each example's samples in sequence from
 #: the global RNG, so the draws of example i depend on the examples before it.
@@ -70,7 +68,7 @@ def _params() -> List[Any]:
             marks.append(
                 pytest.mark.skip(
                     reason="Captum's Lime / KernelShap draw each example's samples in "
-                    "sequence from the global RNG (inherited; see the report)"
+                    "sequence from the global RNG (inherited; see docs/reliability.md)"
                 )
             )
         out.append(pytest.param(name, id=name, marks=marks))

@@ -38,8 +38,10 @@ def grid_feature_mask(height: int, width: int, cell: Union[int, tuple] = 8,
         cell_h, cell_w = cell, cell
     elif isinstance(cell, (tuple, list)) and len(cell) == 2:
         cell_h, cell_w = cell
+    elif isinstance(cell, (tuple, list)):
+        raise ValueError(f"`cell` must be a tuple of two ints (height, width), got {cell!r}")
     else:
-        raise ValueError(
+        raise TypeError(
             f"`cell` must be an int or a tuple of two ints (height, width), got {cell!r}"
         )
     check_int_at_least("cell", cell_h, 1)

@@ -19,7 +19,7 @@ from captum.attr import Attribution, LayerAttribution, NoiseTunnel
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_ext._checks import check_choice
+from captum_ext._checks import check_choice, check_target
 from captum_ext._compat import TensorOrTupleOfTensorsGeneric
 from captum_ext._utils import (
     as_tuple,
@@ -69,7 +69,7 @@ def _check_options(
     check_positive("sigma_s", sigma_s, allow_inf=True)  # inf: a flat window
     check_positive("sigma_c", sigma_c, allow_inf=True)  # inf: colour ignored
     check_positive("tol", tol, allow_zero=True)
-    check_int_at_least("max_iter", max_iter, 0)
+    check_int_at_least("max_iter", max_iter, 1)
     for name, flag in (("self_loop", self_loop), ("rescale", rescale)):
         if not isinstance(flag, bool):
             raise TypeError(f"`{name}` must be a bool, got {type(flag).__name__}")
@@ -511,6 +511,7 @@ class IProp(Attribution):
             name = f"inputs[{index}]" if isinstance(inputs, tuple) else "inputs"
             check_image_batch(name, tensor)
             _check_finite(name, tensor)
+        check_target(base_kwargs.get("target"), input_tuple[0].shape[0])
         guides = self._guides(input_tuple, guide, isinstance(inputs, tuple))
         if input_tuple[0].shape[0] == 0:  # an empty batch: an empty result, no model run
             base: Any = like_input(inputs, [torch.zeros_like(t) for t in input_tuple])

@@ -95,6 +95,15 @@ class MeaningfulPerturbationDiagnostics:
         loss (Tensor): ``(B,)`` objective at the last iteration; NaN when ``n_iter == 0``.
         settings (dict): every hyperparameter as resolved for this call (preset, defaults
             scaled to the image, explicit arguments).
+
+    Examples::
+
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+        ...                           torch.nn.Flatten())
+        >>> _, diagnostics = MeaningfulPerturbation(net).attribute(
+        ...     torch.rand(1, 3, 16, 16), target=0, n_iter=0, return_diagnostics=True)
+        >>> diagnostics.mask.shape, bool(diagnostics.loss.isnan().all())
+        (torch.Size([1, 1, 2, 2]), True)
     """
 
     mask: Tensor

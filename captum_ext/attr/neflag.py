@@ -58,6 +58,13 @@ class NeFLAGDiagnostics:
             With ``"antithetic"`` sampling and directions uniform on the sphere (or an
             orthonormal basis given as ``directions``) it estimates the mean flux over the
             whole sphere, ``eps * div g(x) / d`` for small ``eps`` (divergence theorem).
+
+    Examples::
+
+        >>> _, diagnostics = NeFLAG(torch.nn.Linear(4, 2)).attribute(
+        ...     torch.rand(3, 4), target=0, n=4, generator=0, return_diagnostics=True)
+        >>> diagnostics.n_gradients.tolist()
+        [8, 8, 8]
     """
 
     n_kept: Tensor

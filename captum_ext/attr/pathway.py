@@ -503,6 +503,13 @@ class Pathway:
         clean_output (Tensor): the unpruned forward output (detached), for diagnostics.
         families (tuple of str): the activation families intercepted.
         module_types (tuple of type): the hooked module types.
+
+    Examples::
+
+        >>> mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        >>> pathway = CriticalPathway(mlp).compute(torch.rand(3, 4), target=0, sparsity=0.5)
+        >>> [tuple(m.shape) for m in pathway.masks], pathway.sparsity
+        ([(3, 8)], 0.5)
     """
 
     model: nn.Module

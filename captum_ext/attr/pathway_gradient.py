@@ -78,6 +78,14 @@ class PathwayDiagnostics:
         pruned_target_prob (Tensor or None): (B,) the same for the pruned network.
         relative_prob_change (Tensor or None): (B,) ``(p_pruned - p) / p`` (the papers chose
                     the sparsity for a change of about 15%).
+
+    Examples::
+
+        >>> mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        >>> _, diagnostics = PathwayGradient(mlp, sparsity=0.5).attribute(
+        ...     torch.rand(3, 4), target=0, return_diagnostics=True)
+        >>> diagnostics.num_units, diagnostics.num_calls, diagnostics.realized_sparsity.shape
+        (8, 1, torch.Size([3]))
     """
 
     pathway: Optional[Pathway]

@@ -136,12 +136,7 @@ class Inpainter:
     self_compositing: bool = False
 
     def __init__(self, fallback: FallbackType = 0.0) -> None:
-        if isinstance(fallback, bool) or not isinstance(fallback, (int, float, Tensor)):
-            raise TypeError(
-                f"`fallback` must be a number or a Tensor, got {type(fallback).__name__}"
-            )
-        if not bool(torch.isfinite(torch.as_tensor(fallback, dtype=torch.float64)).all()):
-            raise ValueError(f"`fallback` must be finite, got {fallback}")
+        _check_fallback(fallback)
         self.fallback = fallback
 
     def fill(self, images: Tensor, holes: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -221,7 +216,19 @@ def apply_inpainter(
         >>> out[0, 0, 1, 1].item(), seen, torch.equal(out[h == 0], x[h == 0])
         (-1.0, [0.0], True)
     """
+    if fallback is not None:
+        _check_fallback(fallback)
     return _apply_inpainter(inpainter, images, holes, fallback, check_known=True)
+
+
+def _check_fallback(fallback: FallbackType) -> None:
+    """``fallback`` is a finite number or a finite tensor."""
+    if isinstance(fallback, bool) or not isinstance(fallback, (int, float, Tensor)):
+        raise TypeError(
+            f"`fallback` must be a number or a Tensor, got {type(fallback).__name__}"
+        )
+    if not bool(torch.isfinite(torch.as_tensor(fallback, dtype=torch.float64)).all()):
+        raise ValueError(f"`fallback` must be finite, got {fallback}")
 
 
 def _apply_inpainter(inpainter: InpainterFn, images: Tensor, holes: Tensor,
@@ -271,9 +278,11 @@ def composite(images: Tensor, holes: Tensor, filled: Tensor, fallback: FallbackT
     if not isinstance(filled, Tensor) or filled.shape != images.shape:
         got = tuple(filled.shape) if isinstance(filled, Tensor) else type(filled).__name__
         raise ValueError(
-            f"the inpainter must return a tensor of shape {tuple(images.shape)} (the images' "
-            f"shape), got {got}"
+            f"`filled`: the inpainter must return a tensor of shape {tuple(images.shape)} "
+            f"(the images' shape), got {got}"
         )
+    if use_fallback:
+        _check_fallback(fallback)
     out = torch.where(holes, filled.to(images.dtype), images) if select else filled
     if use_fallback:
         all_hole = holes.flatten(1).all(dim=1).view(-1, 1, 1, 1)

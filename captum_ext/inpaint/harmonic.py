@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_ext._checks import check_int_at_least, check_number, check_positive
+
 _EPS = 1e-12
 
 
@@ -134,7 +136,39 @@ def harmonic_fill(
 
     Returns:
         Tensor: images with the holes filled (known pixels unchanged).
+
+    Examples::
+
+        >>> images = torch.tensor([[[[0.0, 0.0, 2.0]]]]); holes = torch.tensor([[[[False, True, False]]]])
+        >>> harmonic_fill(images, holes, tol=1e-6).tolist()
+        [[[[0.0, 1.0, 2.0]]]]
     """
+    holes = _check_raw(images, holes)
+    check_int_at_least("sweeps", sweeps, 0)
+    check_int_at_least("coarsest", coarsest, 1)
+    check_number("omega", omega, low=0.0, high=2.0, low_open=True, high_open=True)
+    if tol is not None:
+        check_positive("tol", tol)
+    check_int_at_least("max_sweeps", max_sweeps, 0)
+    if images.shape[0] == 0:
+        return images.clone()
+    return _harmonic_fill(images, holes, sweeps, coarsest, omega, tol, max_sweeps, crop)
+
+
+def _check_raw(images: Tensor, holes: Tensor) -> Tensor:
+    """The checks of the raw solvers: holes match the images, known pixels are finite."""
+    from captum_ext.inpaint.base import _check_known_finite, check_holes
+
+    holes = check_holes(images, holes).expand(images.shape[0], -1, -1, -1)
+    _check_known_finite(images, holes)
+    return holes
+
+
+def _harmonic_fill(
+    images: Tensor, holes: Tensor, sweeps: int = 8, coarsest: int = 12, omega: float = 1.5,
+    tol: Optional[float] = None, max_sweeps: int = 5000, crop: bool = True,
+) -> Tensor:
+    """:func:`harmonic_fill` without the checks (callers checked the arguments)."""
     batch, channels, height, width = images.shape
     if crop:
         top0, left0, box_h, box_w = _hole_boxes(holes)
@@ -172,6 +206,21 @@ def pull_push_fill(images: Tensor, holes: Tensor) -> Tensor:
 
     Returns:
         Tensor: images with the holes filled.
+
+    Examples::
+
+        >>> images = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
+        >>> holes = torch.tensor([[[[False, False], [False, True]]]])
+        >>> pull_push_fill(images, holes).tolist()
+        [[[[1.0, 1.0], [1.0, 1.0]]]]
     """
+    holes = _check_raw(images, holes)
+    if images.shape[0] == 0:
+        return images.clone()
+    return _pull_push_fill(images, holes)
+
+
+def _pull_push_fill(images: Tensor, holes: Tensor) -> Tensor:
+    """:func:`pull_push_fill` without the checks."""
     known = (~holes).to(images.dtype)
     return _pyramid_solve(images.masked_fill(holes, 0.0), known, 0, 1, 1.0, level=0)

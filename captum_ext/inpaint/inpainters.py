@@ -19,7 +19,7 @@ from torch import Tensor
 
 from captum_ext._checks import check_int_at_least, check_positive
 from captum_ext.inpaint.base import FallbackType, Inpainter
-from captum_ext.inpaint.harmonic import harmonic_fill, pull_push_fill
+from captum_ext.inpaint.harmonic import _harmonic_fill, _pull_push_fill
 
 
 class HarmonicInpainter(Inpainter):
@@ -65,8 +65,8 @@ class HarmonicInpainter(Inpainter):
     self_compositing = True
 
     def fill(self, images: Tensor, holes: Tensor) -> Tensor:
-        return harmonic_fill(images, holes, self.sweeps, self.coarsest, self.omega,
-                             self.tol, self.max_sweeps)
+        return _harmonic_fill(images, holes, self.sweeps, self.coarsest, self.omega,
+                              self.tol, self.max_sweeps)
 
     def __repr__(self) -> str:
         return f"HarmonicInpainter(sweeps={self.sweeps}, omega={self.omega}, tol={self.tol})"
@@ -85,7 +85,7 @@ class PullPushInpainter(Inpainter):
     self_compositing = True
 
     def fill(self, images: Tensor, holes: Tensor) -> Tensor:
-        return pull_push_fill(images, holes)
+        return _pull_push_fill(images, holes)
 
 
 class ConstantInpainter(Inpainter):

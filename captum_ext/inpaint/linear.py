@@ -30,8 +30,8 @@ from torch import Tensor
 
 from captum_ext._checks import check_choice, check_int_at_least, check_number, check_positive
 from captum_ext._utils import derive_seed, warn_external
-from captum_ext.inpaint.base import FallbackType, check_holes, composite
-from captum_ext.inpaint.harmonic import pull_push_fill
+from captum_ext.inpaint.base import FallbackType, _check_known_finite, check_holes, composite
+from captum_ext.inpaint.harmonic import _pull_push_fill
 from captum_ext.inpaint.inpainters import Inpainter
 
 __all__ = ["NoisyLinearInpainter", "ROAD_WEIGHTS"]
@@ -219,7 +219,7 @@ def solve_linear_imputation(
             return free * r / weight_sum
 
     if initial is None:
-        initial = pull_push_fill(images.to(torch.float64), holes)
+        initial = _pull_push_fill(images.to(torch.float64), holes)
     u = free * initial.to(torch.float64).reshape(-1, 1, height, width)
     residual = rhs - operator(u)
     rhs_norm = _batched_dot(rhs, rhs).sqrt()
@@ -336,6 +336,7 @@ class NoisyLinearInpainter(Inpainter):
                 )
         if not bool(holes.any()):
             return images
+        _check_known_finite(images, holes)
         out = self.fill(images, holes)
         if self.noise > 0:
             keys = list(range(images.shape[0])) if image_indices is None else list(image_indices)

@@ -17,9 +17,9 @@ from typing import Tuple, Union
 import torch
 from torch import Tensor
 
-from captum_ext._checks import as_map_batch, as_mask_batch
+from captum_ext._checks import as_map_batch, as_mask_batch, check_number
 from captum_ext.metrics._common import nonfinite_images
-from captum_ext.metrics.similarity import average_ranks
+from captum_ext.metrics.similarity import _average_ranks
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
 
@@ -250,7 +250,7 @@ def roc_auc(attributions: TensorOrTuple, masks: TensorOrTuple, abs: bool = False
         (1.0, 0.0, 0.5)
     """
     a, m, nonfinite = _flatten(attributions, masks, abs)
-    rank = average_ranks(a)
+    rank = _average_ranks(a)
     n_pos = m.sum(dim=1).to(torch.float64)
     n_neg = m.shape[1] - n_pos
     rank_sum = (rank * m).sum(dim=1)
@@ -274,6 +274,7 @@ def mean_and_interval(values: Tensor, confidence: float = 0.95) -> Tuple[float, 
         >>> mean, round(half_width, 3), count
         (2.0, 1.96, 2)
     """
+    check_number("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
     finite = values[torch.isfinite(values)].to(torch.float64)
     count = int(finite.numel())
     if count == 0:

@@ -55,9 +55,12 @@ from torch import Tensor
 from captum_ext._checks import (
     as_map_batch,
     check_choice,
+    check_finite,
     check_image_batch,
     check_int_at_least,
+    check_number,
     check_target,
+    check_tensor,
 )
 from captum_ext._compat import TargetType
 from captum_ext._utils import deprecated_kwarg, warn_external
@@ -201,8 +204,10 @@ def pixel_ranks(scores: Tensor, descending: bool = True, tie_seed: int = 0) -> T
         >>> pixel_ranks(torch.tensor([[0.1, 0.9, 0.5]])).tolist()
         [[2, 0, 1]]
     """
+    check_tensor("scores", scores, dims=(2,), finite=True)
+    check_number("tie_seed", tie_seed, integer=True)
     batch, n = scores.shape
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(tie_seed))).to(scores.device)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(tie_seed)).to(scores.device)
     order = perm[torch.sort(scores[:, perm], dim=1, descending=descending, stable=True).indices]
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(n, device=scores.device).expand(batch, n))
@@ -352,6 +357,13 @@ class PerturbationCurve:
             (insertion) at each step.
         scores (Tensor): (B, S) float64, the target's score (probability by default) per step;
             NaN rows for images whose map holds a NaN or an inf.
+
+    Examples::
+
+        >>> curve = PerturbationCurve(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64),
+        ...                           torch.tensor([[1.0, 0.5, 0.0]], dtype=torch.float64))
+        >>> curve.auc.tolist()
+        [0.5]
     """
 
     fractions: Tensor
@@ -436,6 +448,7 @@ def _curve(
     tie_seed: int,
 ) -> PerturbationCurve:
     check_image_batch("inputs", inputs)
+    check_finite("inputs", inputs)
     scores, bad = _pixel_scores(attributions, inputs, abs, reduce)
     num_pixels = scores.shape[1]
     counts = _curve_counts(num_pixels, inputs.shape[-1], pixels_per_step, fractions, inputs.device)
@@ -679,6 +692,7 @@ def pixel_perturbation(
     fill, max_rows = _inpainter_and_rows(inpainter, max_examples_per_batch, kwargs)
     check_choice("order", order, ("morf", "lerf"))
     check_image_batch("inputs", inputs)
+    check_finite("inputs", inputs)
     scores, bad = _pixel_scores(attributions, inputs, abs, reduce)
     counts = _fraction_counts(fractions, scores.shape[1], inputs.device)
     if inputs.shape[0] == 0:

@@ -32,7 +32,14 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_ext._checks import check_choice, check_image_batch, check_int_at_least, check_positive, check_target
+from captum_ext._checks import (
+    check_choice,
+    check_finite,
+    check_image_batch,
+    check_int_at_least,
+    check_positive,
+    check_target,
+)
 from captum_ext._compat import TargetType
 from captum_ext.inpaint.linear import NoisyLinearInpainter
 from captum_ext.inpaint.registry import resolve_inpainter
@@ -63,6 +70,13 @@ class RoadResult:
         correct (Tensor): (B, P) bool, whether the imputed image is still classified as the
             target (the paper's accuracy is its mean over images).
         order (str): ``"morf"`` or ``"lerf"``.
+
+    Examples::
+
+        >>> p = torch.tensor([10.0, 20.0], dtype=torch.float64)
+        >>> r = RoadResult(p, torch.tensor([[0.9, 0.4]], dtype=torch.float64), torch.tensor([[True, False]]), "morf")
+        >>> r.scores.shape, r.correct.double().mean().item()
+        (torch.Size([1, 2]), 0.5)
     """
 
     percentages: Tensor
@@ -167,6 +181,7 @@ def road(
     check_positive("noise", noise, allow_zero=True)
     check_int_at_least("max_examples_per_batch", max_examples_per_batch, 1)
     check_image_batch("inputs", inputs)
+    check_finite("inputs", inputs)
     fill = _road_inpainter(inpainter, noise, seed)
     pixel_scores, bad = _pixel_scores(attributions, inputs, abs, reduce)
     counts = _percent_counts(percentages, pixel_scores.shape[1], inputs.device)

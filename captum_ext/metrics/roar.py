@@ -62,6 +62,12 @@ class RoarResult:
         seconds (float): wall-clock time of the whole run.
         chance (float): accuracy of always predicting the most frequent test class.
         settings (dict): the data and training settings used.
+
+    Examples::
+
+        >>> r = RoarResult([0.0, 0.5], {"Random": torch.tensor([0.9, 0.6], dtype=torch.float64)}, 1.0, 0.5, {})
+        >>> r.accuracy["Random"].tolist(), r.chance
+        ([0.9, 0.6], 0.5)
     """
 
     fractions: List[float]

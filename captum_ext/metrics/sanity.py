@@ -30,7 +30,7 @@ import torch
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_ext._checks import check_choice, check_image_batch, check_int_at_least, check_positive
+from captum_ext._checks import check_choice, check_finite, check_image_batch, check_int_at_least, check_positive
 from captum_ext._compat import TargetType
 from captum_ext._utils import preserved_model_state, warn_external
 from captum_ext.metrics._common import target_vector
@@ -72,6 +72,8 @@ def randomization_layers(model: nn.Module) -> List[str]:
         >>> randomization_layers(net)
         ['3', '0']
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     names = [name for name, module in model.named_modules() if next(module.parameters(recurse=False), None) is not None]
     return names[::-1]
 
@@ -125,6 +127,12 @@ class SanityResult:
         similarities (dict): method -> measure -> (S, B) float64 (S stages, B images).
         mode (str): ``"cascading"`` or ``"independent"``.
         maps (dict): method -> (S, K, H, W) ``|a|`` maps of the first K images (for plotting).
+
+    Examples::
+
+        >>> r = SanityResult(["original", "fc"], {"Saliency": {"ssim": torch.ones(2, 3, dtype=torch.float64)}})
+        >>> r.similarities["Saliency"]["ssim"].shape, r.mode
+        (torch.Size([2, 3]), 'cascading')
     """
 
     stages: List[str]
@@ -242,6 +250,7 @@ def cascading_randomization(
         (['original', '3', '0'], torch.Size([3, 2]))
     """
     check_image_batch("inputs", inputs)
+    check_finite("inputs", inputs)
     check_int_at_least("batch_size", batch_size, 1)
     check_int_at_least("keep_maps", keep_maps, 0)
     check_positive("std", std)

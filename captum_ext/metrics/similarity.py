@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_ext._checks import as_map_batch, check_int_at_least, check_positive
+from captum_ext._checks import (
+    as_map_batch,
+    check_int_at_least,
+    check_number,
+    check_positive,
+    check_tensor,
+    nonfinite_rows,
+)
 from captum_ext._utils import warn_external
 from captum_ext.metrics._common import nonfinite_images
 
@@ -56,6 +63,12 @@ def average_ranks(values: Tensor) -> Tensor:
         >>> average_ranks(torch.tensor([[3.0, 1.0, 3.0, 2.0]])).tolist()
         [[3.5, 1.0, 3.5, 2.0]]
     """
+    check_tensor("values", values, dims=(2,), finite=True)
+    return _average_ranks(values)
+
+
+def _average_ranks(values: Tensor) -> Tensor:
+    """:func:`average_ranks` without the checks (callers mask non-finite rows themselves)."""
     ordered = values.sort(dim=1).values.contiguous()
     below = torch.searchsorted(ordered, values.contiguous(), right=False)
     upto = torch.searchsorted(ordered, values.contiguous(), right=True)
@@ -96,7 +109,10 @@ def spearman(x: Tensor, y: Tensor) -> Tensor:
     y = y.flatten(1)
     if x.shape != y.shape:
         raise ValueError(f"`x` and `y` must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    return pearson(average_ranks(x.to(torch.float64)), average_ranks(y.to(torch.float64)))
+    bad = nonfinite_rows(x, y)
+    x64 = x.to(torch.float64).masked_fill(bad.view(-1, 1), 0.0)
+    y64 = y.to(torch.float64).masked_fill(bad.view(-1, 1), 0.0)
+    return pearson(_average_ranks(x64), _average_ranks(y64)).masked_fill(bad, math.nan)
 
 
 def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, win_size: int = 7) -> Tensor:
@@ -214,9 +230,15 @@ def normalize_abs_map(attributions: Tensor, percentile: float = 99.0) -> Tensor:
         >>> normalize_abs_map(torch.tensor([[[[0.0, -2.0], [4.0, 1.0]]]]), percentile=100).tolist()
         [[[0.0, 0.5], [1.0, 0.25]]]
     """
-    if not 0 < percentile <= 100:
-        raise ValueError(f"`percentile` must be in (0, 100], got {percentile}")
+    check_number("percentile", percentile, low=0.0, high=100.0, low_open=True)
     a = attributions.detach().to(torch.float64).abs().sum(dim=1)
+    if a.shape[0] == 0:
+        return a
+    bad = nonfinite_rows(a)
+    if bool(bad.any()):
+        rows = bad.view(-1, *[1] * (attributions.dim() - 1))
+        clean = normalize_abs_map(attributions.masked_fill(rows, 0.0), percentile)
+        return clean.masked_fill(bad.view(-1, 1, 1), math.nan)
     flat = a.flatten(1)
     vmin = flat.amin(dim=1)
     vmax = torch.quantile(flat, percentile / 100.0, dim=1)

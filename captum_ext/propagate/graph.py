@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_ext._checks import check_finite, check_number
 from captum_ext._utils import check_image_batch, check_int_at_least, check_positive
 
 COLOR_SPACES = ("rgb", "lab")
@@ -145,6 +146,7 @@ def stencil_affinity(
         (torch.Size([1, 9, 3, 3]), True, 0.0)
     """
     check_image_batch("guide", guide)
+    check_finite("guide", guide)
     check_int_at_least("radius", radius, 0)
     check_positive("sigma_s", sigma_s, allow_inf=True)
     check_positive("sigma_c", sigma_c, allow_inf=True)
@@ -189,5 +191,20 @@ def _inside_window(radius: int, height: int, width: int, device: torch.device,
 
 
 def leakage_weight(delta: float, sigma_c: float) -> float:
-    """The colour factor ``exp(-delta^2 / (2 sigma_c^2))`` of an edge across a colour step."""
+    """The colour factor ``exp(-delta^2 / (2 sigma_c^2))`` of an edge across a colour step.
+
+    Args:
+        delta (float): the colour step (a distance in the guide's colour space).
+        sigma_c (float): the colour bandwidth, > 0 (``inf`` ignores colour: weight 1).
+
+    Returns:
+        float: the weight in (0, 1].
+
+    Examples::
+
+        >>> round(leakage_weight(0.1, 0.1), 4), leakage_weight(0.5, float("inf"))
+        (0.6065, 1.0)
+    """
+    check_number("delta", delta)
+    check_positive("sigma_c", sigma_c, allow_inf=True)
     return math.exp(-(delta**2) / (2.0 * sigma_c**2))

@@ -35,6 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_ext._checks import (
+    check_finite,
+    check_image_batch,
+    check_int_at_least,
+    check_positive,
+)
 from captum_ext.propagate.graph import window_offsets
 from captum_ext.propagate.operators import stencil_accumulate
 
@@ -158,6 +164,16 @@ class MultigridPreconditioner:
         self, stencil: Tensor, radius: int, coarsest_pixels: int = COARSEST_PIXELS,
         damping: float = JACOBI_DAMPING,
     ) -> None:
+        check_image_batch("stencil", stencil)
+        check_finite("stencil", stencil)
+        check_int_at_least("radius", radius, 0)
+        if stencil.shape[1] != (2 * radius + 1) ** 2:
+            raise ValueError(
+                f"`stencil` must have (2 radius + 1)^2 = {(2 * radius + 1) ** 2} entries on dim 1 "
+                f"for radius={radius}, got shape {tuple(stencil.shape)}"
+            )
+        check_int_at_least("coarsest_pixels", coarsest_pixels, 1)
+        check_positive("damping", damping)
         self.damping = damping
         self.levels: List[Tuple[Tensor, int, Tensor]] = []  # (stencil, radius, damping / diag)
         center = lambda s: s.shape[1] // 2  # noqa: E731
@@ -198,4 +214,6 @@ class MultigridPreconditioner:
 
     def __call__(self, r: Tensor) -> Tensor:
         """``z ~ A^-1 r`` for ``r`` of shape (B, M, H, W)."""
+        if r.shape[0] == 0:  # an empty batch: nothing to solve
+            return torch.zeros_like(r)
         return self._cycle(0, r)

@@ -83,6 +83,12 @@ class GraphOperator(ABC):
         shape (tuple): ``(B, H, W)`` of the graphs.
         degree (Tensor): (B, 1, H, W) row sums of ``W`` (all > 0).
         block_diagonal (bool): whether images of the batch are disconnected from each other.
+
+    Examples::
+
+        >>> op = StencilOperator.from_guide(torch.rand(2, 3, 8, 8))
+        >>> isinstance(op, GraphOperator), op.shape, op.block_diagonal
+        (True, (2, 8, 8), True)
     """
 
     shape: Tuple[int, int, int]

@@ -33,7 +33,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from captum_ext._checks import check_choice
+from captum_ext._checks import check_choice, check_finite
 from captum_ext._utils import check_fraction, check_int_at_least, check_positive, warn_external
 from captum_ext.propagate.multigrid import MultigridPreconditioner, stencil_apply, system_stencil
 from captum_ext.propagate.operators import GraphOperator, StencilOperator
@@ -64,6 +64,13 @@ class SolveInfo:
         image_converged (Tensor): (B,) bool, whether each image met the stopping rule.
         preconditioner (str): CG's preconditioner (``"multigrid"`` or ``"jacobi"``); ``"none"``
             for the other solvers.
+
+    Examples::
+
+        >>> op = StencilOperator.from_guide(torch.rand(2, 3, 8, 8))
+        >>> values, info = solve_mrp(op, torch.rand(2, 1, 8, 8), gamma=0.9)
+        >>> info.solver, info.converged, info.image_iterations.shape
+        ('cg', True, torch.Size([2]))
     """
 
     solver: str
@@ -79,7 +86,7 @@ class SolveInfo:
 def _check_solver_args(gamma: float, tol: float, max_iter: int) -> None:
     check_fraction("gamma", gamma)
     check_positive("tol", tol, allow_zero=True)
-    check_int_at_least("max_iter", max_iter, 0)
+    check_int_at_least("max_iter", max_iter, 1)
 
 
 def _reduce_dims(op: GraphOperator) -> Tuple[int, ...]:
@@ -176,6 +183,7 @@ def value_iteration(
     """
     _check_solver_args(gamma, tol, max_iter)
     op.check_values(reward, "reward")
+    check_finite("reward", reward)
     if gamma == 0:
         return _identity(reward)
     R, scale = _normalise(reward, op)
@@ -253,6 +261,7 @@ def conjugate_gradient(
     """
     _check_solver_args(gamma, tol, max_iter)
     op.check_values(reward, "reward")
+    check_finite("reward", reward)
     if not op.is_symmetric():
         raise ValueError("solver='cg' needs a symmetric affinity; use solver='value_iteration'")
     if gamma == 0:
