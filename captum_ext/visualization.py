@@ -126,3 +126,128 @@ def visualize_attr_grid(
     axes[0, 0].set_title("image", fontsize=8)
     fig.tight_layout()
     return fig, axes
+
+
+# ---------------------------------------------------------------- evaluation summary figures
+# (``captum-ext evaluate``: per-metric dot-and-interval plots and mean deletion / insertion curves)
+
+
+def plot_metric_intervals(
+    intervals: Dict[str, Dict[str, "tuple[float, float, float]"]],
+    lower_is_better: Optional[Dict[str, Optional[bool]]] = None,
+    axes=None,
+):
+    """One panel per metric: each method's mean as a dot with its interval as a bar.
+
+    Args:
+        intervals (dict): ``{metric: {method: (mean, low, high)}}``.
+        lower_is_better (dict, optional): ``{metric: bool}``, shown as an arrow in the title.
+        axes (sequence of Axes, optional): one per metric; default: a new figure.
+
+    Returns:
+        (matplotlib.figure.Figure, list of Axes)
+
+    Examples::
+
+        >>> fig, axes = plot_metric_intervals({"deletion": {"a": (0.2, 0.1, 0.3), "b": (0.4, 0.3, 0.5)}})
+        >>> len(axes), [t.get_text() for t in axes[0].get_yticklabels()]
+        (1, ['a', 'b'])
+    """
+    from matplotlib.figure import Figure
+
+    metrics = list(intervals)
+    if axes is None:
+        n_methods = max((len(v) for v in intervals.values()), default=1)
+        fig = Figure(figsize=(3.0 * max(1, len(metrics)), 0.6 + 0.35 * n_methods))
+        axes = fig.subplots(1, max(1, len(metrics)), squeeze=False)[0].tolist()
+    else:
+        axes = list(axes)
+        fig = axes[0].figure
+    for ax, metric in zip(axes, metrics):
+        methods = list(intervals[metric])
+        for y, method in enumerate(methods):
+            mean, low, high = intervals[metric][method]
+            if low == low and high == high:  # not NaN
+                ax.plot([low, high], [y, y], color="0.4", lw=2)
+            ax.plot([mean], [y], "o", color="C0")
+        ax.set_yticks(range(len(methods)))
+        ax.set_yticklabels(methods, fontsize=7)
+        ax.set_ylim(len(methods) - 0.5, -0.5)
+        arrow = ""
+        if lower_is_better and lower_is_better.get(metric) is not None:
+            arrow = " ↓" if lower_is_better[metric] else " ↑"
+        ax.set_title(metric + arrow, fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    return fig, axes
+
+
+def plot_mean_curves(
+    curves: Dict[str, Dict[str, "tuple[Sequence[float], Sequence[float]]"]],
+    axes=None,
+):
+    """Mean perturbation curves: one panel per curve kind, one line per method.
+
+    Args:
+        curves (dict): ``{kind: {method: (fractions, mean_scores)}}``, e.g. kind ``"deletion"``.
+        axes (sequence of Axes, optional): one per kind; default: a new figure.
+
+    Returns:
+        (matplotlib.figure.Figure, list of Axes)
+
+    Examples::
+
+        >>> fig, axes = plot_mean_curves({"deletion": {"a": ([0, 0.5, 1], [0.9, 0.2, 0.1])}})
+        >>> len(axes[0].get_lines())
+        1
+    """
+    from matplotlib.figure import Figure
+
+    kinds = list(curves)
+    if axes is None:
+        fig = Figure(figsize=(3.6 * max(1, len(kinds)), 3.0))
+        axes = fig.subplots(1, max(1, len(kinds)), squeeze=False)[0].tolist()
+    else:
+        axes = list(axes)
+        fig = axes[0].figure
+    for ax, kind in zip(axes, kinds):
+        for method, (x, y) in curves[kind].items():
+            ax.plot(list(x), list(y), label=method, lw=1.2)
+        ax.set_xlabel(f"fraction of pixels {'removed' if kind.startswith('del') else 'inserted'}", fontsize=8)
+        ax.set_ylabel("mean target probability", fontsize=8)
+        ax.set_title(f"mean {kind} curve", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    return fig, axes
+
+
+def plot_evaluation_summary(
+    intervals: Dict[str, Dict[str, "tuple[float, float, float]"]],
+    curves: Dict[str, Dict[str, "tuple[Sequence[float], Sequence[float]]"]],
+    lower_is_better: Optional[Dict[str, Optional[bool]]] = None,
+):
+    """The ``evaluate`` summary figure: a row of dot-and-interval panels, a row of mean curves.
+
+    Returns:
+        matplotlib.figure.Figure
+
+    Examples::
+
+        >>> fig = plot_evaluation_summary({"insertion": {"a": (0.5, 0.4, 0.6)}},
+        ...                               {"insertion": {"a": ([0, 1], [0.1, 0.9])}})
+        >>> len(fig.axes)
+        2
+    """
+    from matplotlib.figure import Figure
+
+    cols = max(len(intervals), len(curves), 1)
+    n_methods = max((len(v) for v in intervals.values()), default=1)
+    top = 0.8 + 0.3 * n_methods
+    fig = Figure(figsize=(3.2 * cols, top + (3.0 if curves else 0.0)))
+    rows = 2 if curves else 1
+    grid = fig.add_gridspec(rows, cols, height_ratios=[top, 3.0] if curves else [1.0])
+    if intervals:
+        plot_metric_intervals(intervals, lower_is_better, [fig.add_subplot(grid[0, j]) for j in range(len(intervals))])
+    if curves:
+        plot_mean_curves(curves, [fig.add_subplot(grid[1, j]) for j in range(len(curves))])
+    fig.tight_layout()
+    return fig

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sanity.add_argument("--seed", type=int, default=0, help="seed of the images and the re-draw (default 0)")
     sanity.add_argument("--batch-size", type=int, default=16, help="images per attribution call")
     sanity.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from captum_ext.evaluate import cli as evaluate_cli
+
+    evaluate_cli.add_parser(commands)
     for name, (add, _) in EXTRA_COMMANDS.items():
         add(commands.add_parser(name, help=f"see `{PROG} {name} --help`"))
     return parser
@@ -216,6 +219,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _sanity(args)
         if args.command == "benchmark":
             return _benchmark(args)
+        if args.command == "evaluate":
+            from captum_ext.evaluate import cli as evaluate_cli
+
+            return evaluate_cli.run_command(args)
         return EXTRA_COMMANDS[args.command][1](args)
     except UsageError as error:
         message = " ".join(str(error).split())  # one line
