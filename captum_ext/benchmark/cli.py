@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     sanity.add_argument("--batch-size", type=int, default=16, help="images per attribution call")
     sanity.add_argument("--no-progress", action="store_true", help="no progress bars")
     from captum_ext.evaluate import cli as evaluate_cli
+    from captum_ext.evaluate.distributed import add_engine_arguments
 
-    evaluate_cli.add_parser(commands)
+    add_engine_arguments(evaluate_cli.add_parser(commands))
     for name, (add, _) in EXTRA_COMMANDS.items():
         add(commands.add_parser(name, help=f"see `{PROG} {name} --help`"))
     return parser
@@ -206,6 +207,19 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    """``captum-ext evaluate``: one process, or a torchrun rank / Ray driver (docs/distributed.md)."""
+    from captum_ext.evaluate import cli as evaluate_cli
+    from captum_ext.evaluate import distributed
+
+    if not args.list and distributed.wants_distributed(args):
+        return distributed.run_command(args)
+    if args.address is not None or args.workers is not None:
+        raise UsageError("--address and --workers apply to --engine ray only")
+    args.device = distributed.resolve_device(args.device)
+    return evaluate_cli.run_command(args)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``captum-ext`` console script.
 
@@ -220,9 +234,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "benchmark":
             return _benchmark(args)
         if args.command == "evaluate":
-            from captum_ext.evaluate import cli as evaluate_cli
-
-            return evaluate_cli.run_command(args)
+            return _evaluate(args)
         return EXTRA_COMMANDS[args.command][1](args)
     except UsageError as error:
         message = " ".join(str(error).split())  # one line
