@@ -68,6 +68,15 @@ def _args(root: Path, out: Path):
             "--reference", "Saliency", "--out", str(out), "--no-progress"]
 
 
+def _config(root: Path, out: Path, **kw) -> EvalConfig:
+    """The same run as :func:`_args`, from Python."""
+    options = dict(data=str(root / "images"), masks=str(root / "masks"), model=str(root / "tiny.ts"),
+                   methods=METHODS, metrics=["deletion", "insertion", "localization"], batch_size=2,
+                   max_examples_per_batch=8, grid_images=2, reference="Saliency", progress=False, out=str(out))
+    options.update(kw)
+    return EvalConfig(**options)
+
+
 def _strip(rows):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
@@ -144,10 +153,7 @@ def test_rank_info_and_bad_arguments():
 
 def test_one_rank_api_equals_the_cli(workspace, single):
     out, rows = single
-    config = EvalConfig(data=str(workspace / "images"), masks=str(workspace / "masks"), model=str(workspace / "tiny.ts"),
-                        methods=METHODS, metrics=["deletion", "insertion", "localization"], batch_size=3,
-                        max_examples_per_batch=8, grid_images=2, reference="Saliency", progress=False,
-                        out=str(workspace / "api"), device="auto")
+    config = _config(workspace, workspace / "api", batch_size=3, device="auto")
     summary = evaluate_distributed(config, n_resamples=199, info=RankInfo())
     assert _strip(read_rows(workspace / "api")) == rows
     assert summary is not None and _summary(workspace / "api") == _summary(out)
@@ -208,11 +214,15 @@ def test_local_ray_equals_one_process(workspace, single):
     from captum_ext.evaluate.ray_engine import evaluate_ray
 
     out, rows = single
-    config = EvalConfig(data=str(workspace / "images"), masks=str(workspace / "masks"), model=str(workspace / "tiny.ts"),
-                        methods=METHODS, metrics=["deletion", "insertion", "localization"], batch_size=2,
-                        max_examples_per_batch=8, grid_images=2, reference="Saliency", progress=False,
-                        out=str(workspace / "ray"))
+    config = _config(workspace, workspace / "ray")
     summary = evaluate_ray(config, num_workers=2, n_resamples=199, init_kwargs={"num_cpus": 2})
     assert _strip(read_rows(workspace / "ray")) == rows
     assert summary is not None and _summary(workspace / "ray") == _summary(out)
     assert len({p.name.rsplit("-", 1)[0] for p in (workspace / "ray" / "rows").iterdir()}) >= 1
+
+
+def test_ray_engine_without_ray_is_a_clear_error(workspace, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert main(_args(workspace, workspace / "no_ray") + ["--engine", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["captum-ext: error: --engine ray needs Ray Data: pip install 'captum-ext[ray]'"]
