@@ -19,6 +19,7 @@ from captum_ext.evaluate.config import EvalConfig
 from captum_ext.evaluate.distributed import (
     FAIL_AFTER_ENV,
     RankInfo,
+    backend_for,
     evaluate_distributed,
     rank_info,
     resolve_device,
@@ -148,7 +149,13 @@ def test_rank_info_and_bad_arguments():
     with pytest.raises(ValueError, match="world_size"):
         shard_indices([1, 2], 0, 0)
     assert resolve_device("cpu", 1) == "cpu"
-    assert resolve_device("auto", 1) == ("cuda:1" if torch.cuda.is_available() else "cpu")
+    gpus = torch.cuda.device_count()
+    assert resolve_device("auto", 1) == (f"cuda:{1 % gpus}" if gpus else "cpu")
+    assert resolve_device("cuda:0", 5) == "cuda:0"
+    assert backend_for("cpu", {"LOCAL_WORLD_SIZE": "2"}) == "gloo"
+    if gpus:
+        assert backend_for("cuda:0", {"LOCAL_WORLD_SIZE": str(gpus + 1)}) == "gloo"
+        assert backend_for("cuda:0", {"LOCAL_WORLD_SIZE": "1"}) == "nccl"
 
 
 def test_one_rank_api_equals_the_cli(workspace, single):

@@ -12,7 +12,8 @@ Each rank (``RANK`` of ``WORLD_SIZE``, from torchrun's environment):
 2. takes its static share of the images still to do: ``todo[rank::world_size]`` (no padding
    duplicates, unlike ``DistributedSampler``; every image exactly once);
 3. runs on ``cuda:LOCAL_RANK`` when ``--device`` is ``auto`` or ``cuda`` and CUDA is present
-   (backend ``nccl``), else on the CPU (backend ``gloo``);
+   (backend ``nccl``; ranks share GPUs round-robin, over ``gloo``, when a node runs more ranks
+   than it has GPUs), else on the CPU (backend ``gloo``);
 4. writes its own rows (``rows/<rank>-<n>.csv``, one file per batch, atomically);
 5. waits at a barrier; rank 0 then writes the summary.
 
@@ -38,6 +39,7 @@ from captum_ext.evaluate.config import EvalConfig
 
 __all__ = [
     "RankInfo",
+    "backend_for",
     "evaluate_distributed",
     "rank_info",
     "resolve_device",
@@ -124,9 +126,10 @@ def shard_indices(indices: Sequence[int], rank: int, world_size: int) -> List[in
 def resolve_device(requested: str, local_rank: int = 0) -> str:
     """The device a rank runs on.
 
-    ``"auto"``: ``cuda:LOCAL_RANK`` when CUDA is present, else ``"cpu"``. ``"cuda"`` (no index):
-    ``cuda:LOCAL_RANK`` (one GPU per rank). Anything else is returned unchanged (an explicit
-    ``cuda:N`` or ``cpu``).
+    ``"auto"``: a GPU when CUDA is present, else ``"cpu"``. ``"auto"`` and ``"cuda"`` (no index)
+    give rank ``LOCAL_RANK`` the GPU ``cuda:LOCAL_RANK``, round-robin (``LOCAL_RANK % GPUs``)
+    when a node runs more ranks than it has GPUs. Anything else (``cpu``, ``cuda:N``) is
+    returned unchanged.
 
     Examples::
 
@@ -135,11 +138,29 @@ def resolve_device(requested: str, local_rank: int = 0) -> str:
         >>> resolve_device("auto") in ("cpu", "cuda:0")
         True
     """
+    if requested in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{local_rank % torch.cuda.device_count()}"
     if requested == "auto":
-        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and torch.cuda.is_available():
-        return f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}"
+        return "cpu"
     return requested
+
+
+def backend_for(device: str, env: Optional[Mapping[str, str]] = None) -> str:
+    """``nccl`` when every rank of the node has its own GPU, else ``gloo``.
+
+    Only small control messages are exchanged (errors, barriers), never tensors, so gloo is
+    always correct; nccl refuses two ranks on one GPU.
+
+    Examples::
+
+        >>> backend_for("cpu")
+        'gloo'
+    """
+    if not device.startswith("cuda"):
+        return "gloo"
+    env = os.environ if env is None else env
+    per_node = int(env.get("LOCAL_WORLD_SIZE", 1))
+    return "nccl" if torch.cuda.device_count() >= per_node else "gloo"
 
 
 def _timeout() -> timedelta:
@@ -155,14 +176,15 @@ class _Group:
         self.info = info
         self.dist = dist
         self.owned = False
-        self.cuda = device.startswith("cuda")
         if not info.distributed:
+            self.nccl = False
             return
-        if self.cuda:
+        if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if self.cuda else "gloo", timeout=_timeout())
+            dist.init_process_group(backend_for(device), timeout=_timeout())
             self.owned = True
+        self.nccl = dist.get_backend() == "nccl"
 
     def agree(self, error: Optional[str]) -> Optional[str]:
         """The first rank's error message, on every rank (None when no rank failed)."""
@@ -175,7 +197,7 @@ class _Group:
     def barrier(self) -> None:
         if not self.info.distributed:
             return
-        if self.cuda:
+        if self.nccl:
             self.dist.barrier(device_ids=[torch.cuda.current_device()])
         else:
             self.dist.barrier()
