@@ -180,3 +180,16 @@ def test_stampnet_cache_name_is_unchanged():
     """The StampNet cache key must stay the one of the published recipe (no retraining)."""
     assert classifier.classifier_path().name == "stampnet-b31aa267dcb5.pt"
     assert classifier.classifier_path(arch="resnet18").name == "resnet18-6733bf18b624.pt"
+
+
+def test_sanity_model_flag_selects_the_architecture(monkeypatch, tmp_path):
+    calls = []
+
+    def loader(**kwargs):
+        calls.append(kwargs)
+        raise KeyboardInterrupt  # stop right after validation
+
+    monkeypatch.setattr(sanity, "load_stamp_classifier", loader)
+    with pytest.raises(KeyboardInterrupt):
+        main(["sanity", "--model", "resnet18", "--out", str(tmp_path), "--no-progress"])
+    assert calls and calls[0]["arch"] == "resnet18"
