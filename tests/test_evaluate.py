@@ -350,3 +350,66 @@ def test_cli_toml_config(folder, tmp_path):
                 "--option", "TestScaled.scale=4") == 0
     maps = torch.load(tmp_path / "out" / "maps" / "0.pt", weights_only=True)["maps"]
     assert float(maps["TestScaled"].max()) == 4.0  # --option wins over the file
+
+
+# ------------------------------------------------------------------- ROAD column, Python data
+
+
+def test_road_column_calls_road_per_image_with_its_seed(monkeypatch, tmp_path):
+    """The ROAD column (registered only when captum_ext.metrics.road imports) passes each image
+    its own seed and order, and reports LeRF - MoRF."""
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    from captum_ext._utils import derive_seed
+
+    calls = []
+
+    @dataclass
+    class RoadResult:
+        scores: torch.Tensor
+        mean: torch.Tensor
+
+    def road(forward_func, inputs, attributions, target, percentages=(0.1, 0.5), order="morf",
+             inpainter="linear", noise=0.01, seed=0, max_examples_per_batch=None):
+        calls.append((order, seed, inputs.shape[0], max_examples_per_batch))
+        value = torch.full((inputs.shape[0],), 0.25 if order == "morf" else 0.75)
+        return RoadResult(value[:, None].repeat(1, 2), value)
+
+    fake = types.ModuleType("captum_ext.metrics.road")
+    fake.road = road
+    monkeypatch.setitem(sys.modules, "captum_ext.metrics.road", fake)
+    images = torch.rand(3, 3, 8, 8)
+    dataset = [(images[i], i % 2, (images[i, :1] > 0.5).float()) for i in range(3)]
+    config = EvalConfig(out=str(tmp_path), methods=["Saliency"], metrics=None, progress=False, seed=7,
+                        max_examples_per_batch=5, target="predicted")
+    job = build_job(config, dataset=dataset, model=tiny_net())
+    assert [c.name for c in job.columns] == ["deletion", "insertion", "road", "localization"]
+    run_indices(job, job.indices, tmp_path)
+    rows = read_rows(tmp_path)
+    assert sorted(calls) == sorted((o, derive_seed(7, i), 1, 5) for i in range(3) for o in ("morf", "lerf"))
+    assert all(r["road_morf"] == 0.25 and r["road_lerf"] == 0.75 and r["road"] == 0.5 for r in rows)
+    with torch.no_grad():
+        predicted = tiny_net()(images).argmax(1).tolist()
+    assert [r["target"] for r in rows] == predicted and [r["label"] for r in rows] == [0, 1, 0]
+    assert [r["image_id"] for r in rows] == ["0", "1", "2"]
+
+
+def test_stamp_preset_scores_the_benchmark_images(tmp_path):
+    """``--preset stamp``: the benchmark's held-out images, masks and cached classifier."""
+    from captum_ext.benchmark.runner import held_out_images
+    from captum_ext.data.classifier import load_stamp_classifier
+
+    assert evaluate_main(["--preset", "stamp", "--max-images", "3", "--methods", "Saliency", "--metrics",
+                          "localization", "--out", str(tmp_path), "--no-progress", "--n-resamples", "100"]) == 0
+    rows = read_rows(tmp_path)
+    model = load_stamp_classifier(progress=False)
+    images, labels, masks = held_out_images(model, 3, 0, "cpu")
+    assert [r["label"] for r in rows] == labels.tolist()
+    from captum.attr import Saliency
+
+    from captum_ext.metrics.localisation import stamp_distance
+
+    expected = stamp_distance(Saliency(model).attribute(images, target=labels, abs=True), masks, abs=True)
+    assert [r["stamp_distance"] for r in rows] == pytest.approx(expected.tolist(), abs=1e-6)

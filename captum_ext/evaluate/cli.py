@@ -41,6 +41,9 @@ def _inpainter(text: str) -> Any:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``evaluate`` options to ``parser``."""
     data = parser.add_argument_group("data")
+    data.add_argument("--preset", choices=["stamp"],
+                      help="built-in data and model instead of --data/--model: stamp = the stamp benchmark's "
+                           "held-out images, masks and classifier (--max-images, default 32)")
     data.add_argument("--data", help="image folder: ImageFolder layout (a sub-folder per class) or flat with --labels")
     data.add_argument("--labels", help="CSV file,label for a flat folder")
     truth = data.add_mutually_exclusive_group()
@@ -139,12 +142,20 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     try:
         config = config_from_args(args)
-        if not config.data:
-            return _error("--data is required")
-        if not config.model:
+        dataset = model = None
+        if args.preset is not None:
+            if config.data or config.model:
+                return _error("--preset replaces --data and --model; give one or the other")
+            check_out_dir(config.out, config.resume)
+            from captum_ext.evaluate.presets import load_preset
+
+            dataset, model = load_preset(args.preset, config)
+        elif not config.data:
+            return _error("--data is required (or --preset stamp)")
+        elif not config.model:
             return _error("--model is required")
         check_out_dir(config.out, config.resume)
-        job = build_job(config)
+        job = build_job(config, dataset=dataset, model=model)
     except (ValueError, TypeError) as error:
         return _error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     try:
@@ -152,6 +163,8 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: rows written so far are in {config.out}/rows; rerun with --resume", file=sys.stderr)
         return 130
+    except ValueError as error:  # e.g. an image whose header reads but whose data does not
+        return _error(f"{str(error).splitlines()[0]} (rows written so far are kept; fix it and rerun with --resume)")
     summary = summarize(config.out, reference=config.reference, n_resamples=args.n_resamples, seed=config.seed)
     print(summary.markdown())
     print("wrote " + ", ".join(str(p) for p in summary.paths.values()))
