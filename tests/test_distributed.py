@@ -233,3 +233,13 @@ def test_ray_engine_without_ray_is_a_clear_error(workspace, monkeypatch, capsys)
     assert main(_args(workspace, workspace / "no_ray") + ["--engine", "ray"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["captum-ext: error: --engine ray needs Ray Data: pip install 'captum-ext[ray]'"]
+
+
+def test_preset_through_the_distributed_path_equals_the_plain_command(tmp_path):
+    common = ["evaluate", "--preset", "stamp", "--max-images", "3", "--methods", *METHODS, "--metrics",
+              "localization", "--batch-size", "2", "--n-resamples", "99", "--grid-images", "0", "--no-progress"]
+    assert main(common + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(common + ["--out", str(tmp_path / "rank"), "--engine", "torchrun"]) == 0
+    plain = _strip(read_rows(tmp_path / "plain"))
+    assert len(plain) == 3 * len(METHODS)
+    assert _strip(read_rows(tmp_path / "rank")) == plain

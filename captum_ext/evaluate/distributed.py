@@ -319,12 +319,16 @@ def run_command(args: argparse.Namespace) -> int:
         return _error("--address applies to --engine ray only")
     if args.workers is not None and (args.engine != "ray" or args.workers < 1):
         return _error("--workers applies to --engine ray and must be >= 1")
+    preset = getattr(args, "preset", None)
     try:
         info = rank_info()
         config = config_from_args(args)
-        if not config.data:
-            return _error("--data is required")
-        if not config.model:
+        if preset is not None:
+            if config.data or config.model:
+                return _error("--preset replaces --data and --model; give one or the other")
+        elif not config.data:
+            return _error("--data is required (or --preset stamp)")
+        elif not config.model:
             return _error("--model is required")
     except (ValueError, TypeError) as error:
         return _error(str(error))
@@ -333,10 +337,16 @@ def run_command(args: argparse.Namespace) -> int:
             from captum_ext.evaluate.ray_engine import evaluate_ray
 
             summary = evaluate_ray(config, address=args.address, num_workers=args.workers,
-                                   n_resamples=args.n_resamples)
+                                   n_resamples=args.n_resamples, preset=preset)
         else:
-            summary = evaluate_distributed(config, n_resamples=args.n_resamples, info=info,
-                                           after_batch=_fail_after_hook(info))
+            dataset: Any = None
+            model: Any = None
+            if preset is not None:
+                from captum_ext.evaluate.presets import load_preset
+
+                dataset, model = load_preset(preset, config)
+            summary = evaluate_distributed(config, dataset=dataset, model=model, n_resamples=args.n_resamples,
+                                           info=info, after_batch=_fail_after_hook(info))
     except (ValueError, TypeError) as error:
         return _error(str(error)) if info.rank == 0 else 2
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ import os
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from captum_ext.evaluate.config import EvalConfig
 
@@ -37,6 +37,8 @@ class EvalActor:
 
     Args:
         config (EvalConfig): the run's options, with the actor's device.
+        preset (str, optional): a built-in data set and model (``--preset``) instead of
+            ``config.data`` / ``config.model``.
 
     Examples::
 
@@ -46,10 +48,10 @@ class EvalActor:
         ['__call__', '__dict__']
     """
 
-    def __init__(self, config: EvalConfig) -> None:
+    def __init__(self, config: EvalConfig, preset: Optional[str] = None) -> None:
         from captum_ext.evaluate.runner import build_job
 
-        self.job = build_job(config)
+        self.job = build_job(config, *_preset(preset, config))
         self.out = Path(config.out)
         self.tag = f"ray-{os.getpid()}{uuid.uuid4().hex[:6]}"
 
@@ -62,6 +64,14 @@ class EvalActor:
         indices = [int(i) for i in batch["index"]]
         run_indices(self.job, indices, self.out, resume=False, rank=self.tag)
         return {"index": np.asarray(indices, dtype=np.int64)}
+
+
+def _preset(preset: Optional[str], config: EvalConfig) -> Tuple[Any, Any]:
+    if preset is None:
+        return None, None
+    from captum_ext.evaluate.presets import load_preset
+
+    return load_preset(preset, config)
 
 
 def _import_ray() -> Any:
@@ -79,6 +89,7 @@ def evaluate_ray(
     num_workers: Optional[int] = None,
     n_resamples: int = 9999,
     init_kwargs: Optional[Dict[str, Any]] = None,
+    preset: Optional[str] = None,
 ) -> Any:
     """Run an evaluation on Ray Data actors and write the summary.
 
@@ -90,6 +101,7 @@ def evaluate_ray(
         num_workers (int, optional): number of actors; default one per GPU, else one per CPU.
         n_resamples (int): bootstrap resamples of the summary. Default 9999.
         init_kwargs (dict, optional): extra ``ray.init`` arguments (e.g. ``{"num_cpus": 2}``).
+        preset (str, optional): a built-in data set and model (``--preset stamp``).
 
     Returns:
         Summary: as :func:`~captum_ext.evaluate.summary.summarize`.
@@ -105,7 +117,8 @@ def evaluate_ray(
         raise ValueError(f"--workers must be an int >= 1, got {num_workers!r}")
     wants_gpu = config.device in ("auto", "cuda") or config.device.startswith("cuda:")
     check_out_dir(config.out, config.resume)
-    job = build_job(replace(config, device="cpu"))  # validate everything on the driver, on the CPU
+    driver_config = replace(config, device="cpu")  # validate everything on the driver, on the CPU
+    job = build_job(driver_config, *_preset(preset, driver_config))
     write_manifest(job, config.out)
     done = completed_indices(config.out, job.method_names) if config.resume else set()
     todo = [i for i in job.indices if i not in done]
@@ -121,14 +134,16 @@ def evaluate_ray(
             ray.init(**kwargs)
             started = True
         try:
-            _run_actors(ray, config, todo, wants_gpu, num_workers)
+            _run_actors(ray, config, todo, wants_gpu, num_workers, preset)
         finally:
             if started:
                 ray.shutdown()
     return summarize(config.out, reference=config.reference, n_resamples=n_resamples, seed=config.seed)
 
 
-def _run_actors(ray: Any, config: EvalConfig, todo: List[int], wants_gpu: bool, num_workers: Optional[int]) -> None:
+def _run_actors(
+    ray: Any, config: EvalConfig, todo: List[int], wants_gpu: bool, num_workers: Optional[int], preset: Optional[str]
+) -> None:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0)) if wants_gpu else 0
     if gpus:
@@ -144,7 +159,7 @@ def _run_actors(ray: Any, config: EvalConfig, todo: List[int], wants_gpu: bool, 
     dataset = ray.data.from_items([{"index": i} for i in todo],
                                   override_num_blocks=max(1, -(-len(todo) // config.batch_size)))
     results = dataset.map_batches(
-        EvalActor, fn_constructor_kwargs={"config": actor_config}, batch_size=config.batch_size,
+        EvalActor, fn_constructor_kwargs={"config": actor_config, "preset": preset}, batch_size=config.batch_size,
         batch_format="numpy", concurrency=min(workers, len(todo)), max_restarts=-1, max_task_retries=-1,
         **per_actor,
     )
