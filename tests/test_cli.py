@@ -51,6 +51,7 @@ BAD_ARGUMENTS = [
     (["--seed", "1.5"], "--seed"),
     (["--model", "vgg"], "--model"),
     (["--methods", "Nope"], "Nope"),
+    (["--n-images", str(10**12)], "--n-images"),  # would be killed for memory: refused up front
 ]
 
 

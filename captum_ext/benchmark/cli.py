@@ -7,6 +7,7 @@ built; a user error prints one line ``captum-ext: error: ...`` on stderr and exi
 """
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -117,8 +118,37 @@ def check_out_dir(path: str, name: str = "--out") -> Path:
     return out
 
 
+#: Bytes a benchmark or sanity run holds per held-out image: the 64x64 image and mask, one
+#: method's maps and the metrics' working copies (the images are built in chunks, but the run
+#: keeps every image and one method's maps at a time).
+BYTES_PER_IMAGE = 4 * 3 * 64 * 64 * 4
+
+
+def _physical_memory() -> Optional[int]:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_memory(n_images: int, name: str = "--n-images") -> None:
+    """Refuse a run that would need more than half of this machine's memory (before building it).
+
+    Raises:
+        UsageError: naming ``name`` and the memory needed.
+    """
+    total = _physical_memory()
+    need = n_images * BYTES_PER_IMAGE
+    if total is not None and need > total // 2:
+        raise UsageError(
+            f"{name} {n_images} needs about {need / 2**30:.1f} GiB of memory for the images and maps (this "
+            f"machine has {total / 2**30:.1f} GiB); use fewer images, or several runs with different --seed"
+        )
+
+
 def _check_common(args: argparse.Namespace) -> None:
     _user(lambda: check_int_at_least("--n-images", args.n_images, 1))
+    check_memory(args.n_images)
     _user(lambda: check_int_at_least("--batch-size", args.batch_size, 1))
     _user(lambda: check_device(args.device, "--device"))
     _user(lambda: select(cast(Any, available_methods()), args.methods, "method"))
