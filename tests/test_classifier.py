@@ -7,8 +7,9 @@ from captum_ext.benchmark.runner import BenchmarkConfig, run_benchmark
 from captum_ext.data import StampNet, load_stamp_classifier, make_stamped_batch, stamp_recall
 from captum_ext.data.classifier import cache_dir
 
-#: Held-out accuracy (stamped images) the cached resnet18 reaches; see test_resnet18_reaches_the_accuracy_bar.
-RESNET18_BAR = 0.97
+#: Held-out accuracy bar of the cached resnet18 on stamped images (it reaches 0.995 on the 3000
+#: images of test_resnet18_reaches_the_accuracy_bar; StampNet's bar is the same 0.99).
+RESNET18_BAR = 0.99
 
 
 def test_stampnet_uses_relu_modules():
@@ -86,7 +87,8 @@ def test_resnet18_reaches_the_accuracy_bar():
         preds = torch.cat([model(held_out.images[i : i + 500]).argmax(1) for i in range(0, 3000, 500)])
     accuracy = (preds[stamped] == held_out.labels[stamped]).float().mean().item()
     assert accuracy >= RESNET18_BAR, recall
-    assert recall[4] >= 0.9, recall
+    assert (recall[:4] >= 0.98).all(), recall  # no glyph class far below it (reached: >= 0.987)
+    assert recall[4] >= 0.95, recall  # "no stamp" (reached: 0.997)
 
 
 @pytest.mark.slow
