@@ -207,15 +207,16 @@ def test_options_reach_the_method_and_bad_options_fail_early(folder, tmp_path):
 
 
 def test_rows_do_not_depend_on_batch_size_order_or_sharding(folder, tmp_path):
-    job = build_job(config_for(folder, tmp_path / "a"), model=tiny_net())
+    metrics = ["deletion", "insertion", "localization", "morf", "lerf"]
+    job = build_job(config_for(folder, tmp_path / "a", metrics=metrics), model=tiny_net())
     run_indices(job, job.indices, tmp_path / "a")
     reference = strip(read_rows(tmp_path / "a"))
-    assert len(reference) == 6 * 2
-    job_b = build_job(config_for(folder, tmp_path / "b", batch_size=4), model=tiny_net())
+    assert len(reference) == 6 * 2 and all(0 <= r["morf"] and 0 <= r["lerf"] for r in reference)
+    job_b = build_job(config_for(folder, tmp_path / "b", batch_size=4, metrics=metrics), model=tiny_net())
     run_indices(job_b, [5, 3, 1], tmp_path / "b", rank=1)
     run_indices(job_b, [4, 0, 2], tmp_path / "b", rank=0)
     assert strip(read_rows(tmp_path / "b")) == reference
-    assert sorted(p.name for p in (tmp_path / "b" / "rows").iterdir()) == ["0-00000.csv", "1-00000.csv"]
+    assert sorted(p.stem for p in (tmp_path / "b" / "rows").iterdir()) == ["0-00000", "1-00000"]
 
 
 def test_rows_hold_the_metric_values(folder, tmp_path):
@@ -239,7 +240,13 @@ def test_rows_hold_the_metric_values(folder, tmp_path):
     assert row["pointing_game"] == float(pointing_game(attr, mask[None], abs=True)[0])
 
 
-def test_killed_run_resumes_to_the_same_rows_without_recomputing(folder, tmp_path):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_killed_run_resumes_to_the_same_rows_without_recomputing(folder, tmp_path, monkeypatch, fmt):
+    from captum_ext.evaluate import runner
+
+    if fmt == "parquet" and not runner._pyarrow_available():
+        pytest.skip("pyarrow is not installed")
+    monkeypatch.setattr(runner, "_pyarrow_available", lambda: fmt == "parquet")
     job = build_job(config_for(folder, tmp_path / "full"), model=tiny_net())
     run_indices(job, job.indices, tmp_path / "full")
     uninterrupted = strip(read_rows(tmp_path / "full"))
@@ -259,6 +266,7 @@ def test_killed_run_resumes_to_the_same_rows_without_recomputing(folder, tmp_pat
     run_indices(job, job.indices, tmp_path / "run", resume=True)
     assert CALLS["n"] == 2  # images 4 and 5 only
     assert strip(read_rows(tmp_path / "run")) == uninterrupted
+    assert {p.suffix for p in (tmp_path / "run" / "rows").iterdir()} == {f".{fmt}"}
 
 
 def test_model_state_restored_when_a_method_raises(folder, tmp_path):
@@ -305,6 +313,10 @@ def test_summary_statistics_equal_scipy_on_the_rows(folder, tmp_path):
             assert picture.size[0] > 200
     with pytest.raises(ValueError, match="--reference"):
         summarize(tmp_path, reference="Nope", figures=False)
+    import json
+
+    x = json.loads((tmp_path / "run.json").read_text())["curves"]["deletion_curve"]
+    assert len(x) == len(rows[0]["deletion_curve"].split()) and x[0] == 0.0 and x[-1] == 1.0
 
 
 # --------------------------------------------------------------------------------------- CLI
@@ -413,3 +425,54 @@ def test_stamp_preset_scores_the_benchmark_images(tmp_path):
 
     expected = stamp_distance(Saliency(model).attribute(images, target=labels, abs=True), masks, abs=True)
     assert [r["stamp_distance"] for r in rows] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_captum_infidelity_and_sensitivity_columns(tmp_path):
+    """Opt-in columns equal Captum's own functions called with the image's seed."""
+    from captum.attr import Saliency
+    from captum.metrics import infidelity, sensitivity_max
+
+    from captum_ext._utils import derive_seed
+
+    images = torch.rand(2, 3, 8, 8)
+    model = tiny_net()
+    config = EvalConfig(out=str(tmp_path), methods=["Saliency"], metrics=["infidelity", "sensitivity_max"],
+                        progress=False, seed=5)
+    job = build_job(config, dataset=[(images[i], i) for i in range(2)], model=model)
+    run_indices(job, job.indices, tmp_path)
+    rows = read_rows(tmp_path)
+    saliency = Saliency(model)
+    for i, row in enumerate(rows):
+        x = images[i:i + 1]
+        attr = saliency.attribute(x, target=i, abs=True)
+        def perturb(t):
+            noise = 0.003 * torch.randn_like(t)
+            return noise, t - noise
+
+        torch.manual_seed(derive_seed(5, i))
+        expected = infidelity(model, perturb, x, attr, target=torch.tensor([i]), n_perturb_samples=10,
+                              max_examples_per_batch=256)
+        assert row["infidelity"] == pytest.approx(float(expected), rel=1e-5)
+        assert math.isfinite(row["sensitivity_max"]) and row["sensitivity_max"] >= 0
+        torch.manual_seed(derive_seed(5, i))
+        sens = sensitivity_max(lambda t, target: saliency.attribute(t, target=target, abs=True), x,
+                               perturb_radius=0.02, n_perturb_samples=10, max_examples_per_batch=256,
+                               target=torch.tensor([i]))
+        assert row["sensitivity_max"] == pytest.approx(float(sens), rel=1e-5)
+
+
+def test_boxes_csv_gives_the_masks_of_the_same_rectangles(folder):
+    """``--boxes`` (several rows per image) and ``--masks`` PNGs of the same rectangles agree."""
+    ids = ImageFolderDataset(folder / "images").image_ids
+    lines = ["file,x0,y0,x1,y1"] + [f"{i},6,4,18,12" for i in ids] + [f"{ids[0]},20,16,24,20"]
+    (folder / "boxes.csv").write_text("\n".join(lines) + "\n")
+    by_boxes = ImageFolderDataset(folder / "images", boxes=folder / "boxes.csv", resize=12, crop=10)
+    by_masks = ImageFolderDataset(folder / "images", masks=folder / "masks", resize=12, crop=10)
+    by_boxes.validate()
+    first = by_boxes[0][2]
+    assert first.sum() > by_masks[0][2].sum()  # the second box of the first image
+    for i in range(1, len(ids)):
+        assert torch.equal(by_boxes[i][2], by_masks[i][2])
+    (folder / "bad.csv").write_text("nope.jpg,0,0,2,2\n")
+    with pytest.raises(ValueError, match="--boxes: boxes for unknown image"):
+        ImageFolderDataset(folder / "images", boxes=folder / "bad.csv").validate()

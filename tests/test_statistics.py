@@ -62,3 +62,18 @@ def test_paired_comparison_identical_and_mismatch():
     assert c.mean_difference == 0.0 and math.isnan(c.p_value)
     with pytest.raises(ValueError, match="reference"):
         paired_comparison([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("n", [7, 101])
+def test_bootstrap_in_chunks_draws_what_scipy_draws(monkeypatch, n):
+    """Large data sets are resampled in chunks (bounded memory); the interval must not change."""
+    from captum_ext.metrics import statistics
+
+    values = np.random.default_rng(n).normal(size=n)
+    whole = bootstrap_interval(values, n_resamples=1001, seed=2)
+    monkeypatch.setattr(statistics, "_MAX_DRAWS", 5 * n)  # chunks of 4 rows, the last one odd
+    chunked = bootstrap_interval(values, n_resamples=1001, seed=2)
+    theirs = stats.bootstrap((values,), np.mean, n_resamples=1001, method="percentile",
+                             rng=np.random.default_rng(2)).confidence_interval
+    assert (chunked.low, chunked.high) == (whole.low, whole.high)
+    assert (chunked.low, chunked.high) == pytest.approx((theirs.low, theirs.high), rel=1e-12)

@@ -122,15 +122,25 @@ def _old_pixels_per_step(height: int, width: int) -> int:
 def curve_fractions(height: int, width: int) -> Tuple[float, ...]:
     """x-coordinates of the deletion / insertion curves for images of ``height x width``.
 
+    Read from the metric itself (a deletion curve of a constant model on one blank image), so
+    they are exactly the ``fractions`` of the curves in the rows.
+
     Examples::
 
         >>> curve_fractions(224, 224)[0], curve_fractions(224, 224)[-1]
         (0.0, 1.0)
     """
+    fn = _perturbation.deletion_curve
+    images = torch.zeros(1, 1, height, width)
+    extra: Dict[str, Any] = {}
     if _uses_fractions():
-        return tuple(float(f) for f in DEFAULT_FRACTIONS)
-    pixels, step = height * width, _old_pixels_per_step(height, width)
-    return tuple(min(k * step, pixels) / pixels for k in range(math.ceil(pixels / step) + 1))
+        extra["fractions"] = DEFAULT_FRACTIONS
+    else:
+        extra["pixels_per_step"] = _old_pixels_per_step(height, width)
+    context = ColumnContext(nn.Identity(), images, torch.zeros(1, dtype=torch.long), images, None,
+                            lambda x, t: x, [0], {"max_examples_per_batch": 4096, "inpainter": 0.0})
+    curve = fn(lambda x: x.new_zeros(x.shape[0], 2), images, images, 0, **_perturbation_kwargs(fn, context, **extra))
+    return tuple(float(f) for f in curve.fractions.tolist())
 
 
 def _curve(kind: str, context: ColumnContext) -> Dict[str, Tensor]:
@@ -210,8 +220,12 @@ def _infidelity(context: ColumnContext) -> Dict[str, Tensor]:
 def _sensitivity(context: ColumnContext) -> Dict[str, Tensor]:
     from captum.metrics import sensitivity_max
 
-    def explanation(inputs: Tensor, target: Tensor) -> Tensor:
-        return context.explain(inputs, target).detach()
+    def explanation(inputs: Any, target: Tensor) -> Any:
+        # Captum passes a tuple of inputs on its first call and expects the same structure back.
+        x = inputs[0] if isinstance(inputs, tuple) else inputs
+        out = context.explain(x, target)
+        out = (out[0] if isinstance(out, tuple) else out).detach()
+        return (out,) if isinstance(inputs, tuple) else out
 
     def one(rows: slice, target: Tensor) -> Tensor:
         return sensitivity_max(explanation, context.inputs[rows], perturb_radius=0.02, n_perturb_samples=10,

@@ -13,6 +13,7 @@ through the evaluate runner: per-image rows, resume, bootstrap intervals and pai
 from typing import List, Tuple
 
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from captum_ext.evaluate.config import EvalConfig
 
@@ -22,7 +23,7 @@ PRESETS = ("stamp",)
 STAMP_IMAGES = 32
 
 
-class TensorImages:
+class TensorImages(Dataset):
     """A dataset over tensors: ``(image, label, mask)`` with ids ``<prefix><index>``."""
 
     def __init__(self, images: Tensor, labels: Tensor, masks: Tensor, prefix: str = "") -> None:

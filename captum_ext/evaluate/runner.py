@@ -249,6 +249,9 @@ def _model_device(model: nn.Module) -> torch.device:
 def check_out_dir(out_dir: "str | Path", resume: bool) -> None:
     """The output folder can be written, and holds no rows unless resuming.
 
+    Call it once per run before any rows are written (with several processes: on one of them,
+    before the others start writing), not from every worker.
+
     Raises:
         ValueError: naming ``--out``.
     """
@@ -260,7 +263,7 @@ def check_out_dir(out_dir: "str | Path", resume: bool) -> None:
                          "another folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as error:
@@ -381,10 +384,13 @@ def _evaluate_image(job: EvalJob, index: int, out_dir: Path) -> List[Dict[str, A
         torch.manual_seed(seed)
         explain = factory()
         start = time.perf_counter()
-        attributions = explain(inputs, target_t).detach()
+        with warnings.catch_warnings():  # Captum's note, once per image, would flood the output
+            warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
+            attributions = explain(inputs, target_t)
         seconds = time.perf_counter() - start
         if isinstance(attributions, tuple):
             attributions = attributions[0]
+        attributions = attributions.detach()
         row: Dict[str, Any] = {"index": index, "image_id": job.image_ids[index], "method": name, "label": label,
                                "target": target, "seconds": seconds}
         context = ColumnContext(job.model, inputs, target_t, attributions, masks, explain, [seed], options)

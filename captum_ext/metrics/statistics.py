@@ -25,6 +25,9 @@ from captum_ext._checks import check_fraction, check_int_at_least
 
 ArrayLike = Union[Sequence[float], np.ndarray, Tensor]
 
+#: Most bootstrap indices drawn at once (memory: 8 bytes each).
+_MAX_DRAWS = 2**23
+
 __all__ = ["BootstrapInterval", "PairedComparison", "bootstrap_interval", "paired_comparison"]
 
 
@@ -66,8 +69,14 @@ def _percentile_bootstrap(
     if n < 2:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
-    index = rng.integers(0, n, (n_resamples, n))
-    means = values[index].mean(axis=-1)
+    # Resamples in chunks of an even number of rows (bounded memory for 50k images): numpy's
+    # bounded 32-bit draws are buffered in pairs within a call, so even-sized chunks draw the
+    # same stream as scipy's single call of shape (n_resamples, n).
+    rows = max(2, (_MAX_DRAWS // n) // 2 * 2)
+    means = np.empty(n_resamples, dtype=np.float64)
+    for lo in range(0, n_resamples, rows):
+        count = min(rows, n_resamples - lo)
+        means[lo:lo + count] = values[rng.integers(0, n, (count, n))].mean(axis=-1)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     return float(low), float(high)
