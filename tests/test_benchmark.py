@@ -12,7 +12,8 @@ from captum_ext.data import StampNet
 
 def test_registry_has_the_captum_methods_and_metrics():
     methods = available_methods()
-    for name in ["Saliency", "InputXGradient", "IntegratedGradients", "DeepLift", "GradientShap", "Occlusion", "Random"]:
+    for name in ["Saliency", "InputXGradient", "IntegratedGradients", "DeepLift", "GradientShap", "Occlusion",
+                 "Random"]:
         assert name in methods
     assert {"stamp_distance", "pointing_game", "relevance_mass"} <= set(available_metrics())
 
@@ -58,3 +59,93 @@ def test_cli_list(capsys):
     assert main(["benchmark", "--list"]) == 0
     out = capsys.readouterr().out
     assert "IntegratedGradients" in out and "stamp_distance" in out
+
+
+# ------------------------------------------------------------------------------------------
+# model state (issue 13) and held-out images built in chunks
+# ------------------------------------------------------------------------------------------
+
+
+def _train_mode_net():
+    torch.manual_seed(0)
+    net = StampNet(width=4).train()
+    net.features[0].weight.requires_grad_(False)
+    return net
+
+
+def _state(net):
+    return [m.training for m in net.modules()], [p.requires_grad for p in net.parameters()]
+
+
+def test_run_benchmark_leaves_the_callers_model_as_it_was():
+    net = _train_mode_net()
+    before = _state(net)
+    rng = torch.get_rng_state()
+    run_benchmark(BenchmarkConfig(n_images=2, methods=["Saliency", "Random"], metrics=["stamp_distance"],
+                                  progress=False, only_correct=False), model=net)
+    assert _state(net) == before and net.training
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_run_sanity_leaves_the_callers_model_as_it_was():
+    from captum_ext.benchmark.sanity import SanityConfig, run_sanity
+
+    net = _train_mode_net()
+    before = _state(net)
+    run_sanity(SanityConfig(n_images=2, methods=["Saliency"], layers=["classifier"], progress=False,
+                            only_correct=False), model=net)
+    assert _state(net) == before and net.training
+
+
+class _Explodes(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = StampNet(width=4)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 0:
+            raise RuntimeError("boom")
+        return self.net(x)
+
+
+def test_run_benchmark_restores_the_model_when_it_raises():
+    net = _Explodes().train()
+    with pytest.raises(RuntimeError, match="boom"):
+        run_benchmark(BenchmarkConfig(n_images=2, methods=["Saliency"], metrics=["stamp_distance"],
+                                      progress=False, only_correct=False), model=net)
+    assert all(m.training for m in net.modules())
+
+
+def test_held_out_images_same_as_one_batch_for_small_n():
+    """The chunked builder returns exactly the images the one-shot builder returned (n <= 504)."""
+    from captum_ext.benchmark.runner import HELD_OUT_SEED_OFFSET, held_out_images
+    from captum_ext.data import make_stamped_batch
+
+    n, seed = 7, 3
+    images, labels, masks = held_out_images(StampNet(), n, seed, "cpu", only_correct=False)
+    batch = make_stamped_batch(4 * n + 32, seed=HELD_OUT_SEED_OFFSET + seed)
+    keep = batch.labels < 4
+    assert torch.equal(images, batch.images[keep][:n])
+    assert torch.equal(labels, batch.labels[keep][:n])
+    assert torch.equal(masks, batch.masks[keep][:n])
+
+
+def test_held_out_images_are_built_in_chunks(monkeypatch):
+    """Memory does not grow with n_images: no generated batch exceeds the chunk."""
+    import captum_ext.benchmark.runner as runner
+
+    sizes = []
+    real = runner.make_stamped_batch
+
+    def recording(n, *args, **kwargs):
+        sizes.append(n)
+        return real(n, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "make_stamped_batch", recording)
+    images, labels, masks = runner.held_out_images(StampNet(), 300, 0, "cpu", only_correct=False, chunk=64)
+    assert images.shape == (300, 3, 64, 64) and labels.shape == (300,) and masks.shape == (300, 1, 64, 64)
+    assert max(sizes) <= 64 and sum(sizes) < 4 * 300 + 32  # stopped once 300 were found
+    assert (labels < 4).all()
+    assert len({tuple(im.flatten()[:16].tolist()) for im in images}) == 300  # chunks are not repeats

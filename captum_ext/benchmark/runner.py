@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from captum_ext._checks import check_int_at_least
+from captum_ext._utils import derive_seed, preserved_model_state
 from captum_ext.benchmark.registry import (
     MethodSpec,
     MetricContext,
@@ -31,6 +33,9 @@ from captum_ext.metrics.localisation import mean_and_interval
 
 #: Offset of the held-out seeds, far from the training seeds (which start at 1,000,000).
 HELD_OUT_SEED_OFFSET = 500_000
+
+#: Candidate images generated (and classified) at a time by :func:`held_out_images`.
+HELD_OUT_CHUNK = 2048
 
 
 @dataclass
@@ -92,8 +97,15 @@ def held_out_images(
     device: str,
     recipe: Optional[Dict] = None,
     only_correct: bool = True,
+    chunk: Optional[int] = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Held-out stamped images (by default only those ``model`` assigns to the stamp's class).
+
+    Up to ``4 * n_images + 32`` candidates are generated and classified ``chunk`` at a time
+    (default :data:`HELD_OUT_CHUNK`), stopping as soon as ``n_images`` are kept, so memory does
+    not grow with the candidates. The first chunk is seeded by ``HELD_OUT_SEED_OFFSET + seed``
+    (for ``n_images <= 504`` the images are the same as when everything was built at once),
+    chunk ``k > 0`` by ``derive_seed(HELD_OUT_SEED_OFFSET + seed, k)``.
 
     Returns:
         (images, labels, masks) on ``device``, ``n_images`` of each (fewer only if the model
@@ -104,17 +116,34 @@ def held_out_images(
     """
     r = {**DEFAULT_RECIPE, **(recipe or {})}
     num_glyphs = int(r["num_glyphs"])
-    batch = make_stamped_batch(
-        4 * n_images + 32, int(r["image_size"]), int(r["stamp_size"]), num_glyphs, HELD_OUT_SEED_OFFSET + seed
-    )
-    stamped = batch.labels < num_glyphs
-    images, labels, masks = batch.images[stamped], batch.labels[stamped], batch.masks[stamped]
-    with torch.no_grad():
-        preds = model(images.to(device)).argmax(1).cpu()
-    correct = preds == labels if only_correct else torch.ones_like(labels, dtype=torch.bool)
-    if not bool(correct.any()):
+    step = HELD_OUT_CHUNK if chunk is None else chunk
+    check_int_at_least("n_images", n_images, 1)
+    check_int_at_least("chunk", step, 1)
+    budget = 4 * n_images + 32
+    kept: List[Tuple[Tensor, Tensor, Tensor]] = []
+    count, start, part = 0, 0, 0
+    while start < budget and count < n_images:
+        size = min(step, budget - start)
+        base = HELD_OUT_SEED_OFFSET + seed
+        batch = make_stamped_batch(
+            size, int(r["image_size"]), int(r["stamp_size"]), num_glyphs, base if part == 0 else derive_seed(base, part)
+        )
+        stamped = batch.labels < num_glyphs
+        images, labels, masks = batch.images[stamped], batch.labels[stamped], batch.masks[stamped]
+        if only_correct:
+            with torch.no_grad():
+                preds = torch.cat([model(images[i:i + 256].to(device)).argmax(1).cpu()
+                                   for i in range(0, images.shape[0], 256)] or [labels[:0]])
+            correct = preds == labels
+            images, labels, masks = images[correct], labels[correct], masks[correct]
+        take = n_images - count
+        kept.append((images[:take], labels[:take], masks[:take]))
+        count += min(take, images.shape[0])
+        start += size
+        part += 1
+    if count == 0:
         raise ValueError("the model classifies none of the held-out stamped images correctly")
-    images, labels, masks = images[correct][:n_images], labels[correct][:n_images], masks[correct][:n_images]
+    images, labels, masks = (torch.cat(parts) for parts in zip(*kept))
     return images.to(device), labels.to(device), masks.to(device)
 
 
@@ -149,6 +178,13 @@ def run_benchmark(config: BenchmarkConfig, model: Optional[nn.Module] = None) ->
     metrics = select(available_metrics(), config.metrics, "metric")
     if model is None:
         model = load_stamp_classifier(retrain=config.retrain, progress=config.progress, device=config.device)
+    with preserved_model_state(model, rng=True):  # a caller's model is left as it was
+        return _run_benchmark(config, model, methods, metrics)
+
+
+def _run_benchmark(
+    config: BenchmarkConfig, model: nn.Module, methods: List[MethodSpec], metrics: List[MetricSpec]
+) -> BenchmarkResult:
     model.eval()
     images, labels, masks = held_out_images(
         model, config.n_images, config.seed, config.device, only_correct=config.only_correct

@@ -13,14 +13,16 @@ stamped images, for the default methods of the registry (or the named ones), and
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 from torch import nn
 
+from captum_ext._checks import check_int_at_least, check_number, check_positive
+from captum_ext._utils import preserved_model_state
 from captum_ext.benchmark.registry import available_methods, select
 from captum_ext.benchmark.runner import held_out_images
-from captum_ext.data.classifier import load_stamp_classifier
-from captum_ext.metrics.sanity import MEASURES, SanityResult, cascading_randomisation
+from captum_ext.data.classifier import ARCHITECTURES, check_device, load_stamp_classifier
+from captum_ext.metrics.sanity import MEASURES, SanityResult, _check_layers, cascading_randomisation
 
 
 @dataclass
@@ -41,6 +43,8 @@ class SanityConfig:
         progress (bool): progress output. Default True.
         retrain (bool): retrain the classifier, ignoring the cache. Default False.
         only_correct (bool): keep only images the model classifies correctly. Default True.
+        arch (str): the cached classifier used when no model is passed: ``"stampnet"``
+            (default) or ``"resnet18"``.
     """
 
     n_images: int = 16
@@ -55,6 +59,19 @@ class SanityConfig:
     progress: bool = True
     retrain: bool = False
     only_correct: bool = True
+    arch: str = "stampnet"
+
+
+def _check_config(config: SanityConfig) -> None:
+    check_int_at_least("n_images", config.n_images, 1)
+    check_int_at_least("batch_size", config.batch_size, 1)
+    check_positive("std", config.std)
+    check_number("threshold", config.threshold, low=0.0, high=1.0, low_open=True)
+    if config.mode not in ("cascading", "independent"):
+        raise ValueError(f"`mode` must be 'cascading' or 'independent', got {config.mode!r}")
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"`arch` must be one of {ARCHITECTURES}, got {config.arch!r}")
+    check_device(config.device)
 
 
 def run_sanity(config: SanityConfig, model: Optional[nn.Module] = None) -> SanityResult:
@@ -64,20 +81,31 @@ def run_sanity(config: SanityConfig, model: Optional[nn.Module] = None) -> Sanit
         config (SanityConfig): the run's options.
         model (nn.Module, optional): a classifier instead of the cached stamp classifier.
 
+    Every option (and the layer names, against the model) is checked before any image is built.
+    A model passed in is left as it was: training flags, ``requires_grad``, hooks, and the
+    global RNG state.
+
     Returns:
         SanityResult: similarities per method, measure and stage.
+
+    Raises:
+        ValueError: for a bad option, naming it.
     """
-    specs = select(available_methods(), config.methods, "method")
+    _check_config(config)
+    specs = select(cast(Any, available_methods()), config.methods, "method")
     if model is None:
-        model = load_stamp_classifier(retrain=config.retrain, progress=config.progress, device=config.device)
-    model.eval()
-    images, labels, _ = held_out_images(model, config.n_images, config.seed, config.device,
-                                      only_correct=config.only_correct)
-    return cascading_randomisation(
-        model, {spec.name: spec.build for spec in specs}, images, labels, layers=config.layers,
-        mode=config.mode, std=config.std, seed=config.seed, batch_size=config.batch_size,
-        keep_maps=1, progress=config.progress,
-    )
+        model = load_stamp_classifier(retrain=config.retrain, progress=config.progress, device=config.device,
+                                      arch=config.arch)
+    _check_layers(model, config.layers)
+    with preserved_model_state(model, rng=True):
+        model.eval()
+        images, labels, _ = held_out_images(model, config.n_images, config.seed, config.device,
+                                            only_correct=config.only_correct)
+        return cascading_randomisation(
+            model, {spec.name: spec.build for spec in specs}, images, labels, layers=config.layers,
+            mode=config.mode, std=config.std, seed=config.seed, batch_size=config.batch_size,
+            keep_maps=1, progress=config.progress,
+        )
 
 
 def write_sanity_outputs(result: SanityResult, out_dir: str, threshold: float = 0.5) -> Dict[str, Path]:

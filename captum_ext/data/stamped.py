@@ -50,7 +50,8 @@ def glyph_mask(name: str, size: int) -> Tensor:
     """
     check_int_at_least("size", size, 5)
     c = (size - 1) / 2.0
-    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    axis = torch.arange(size, dtype=torch.float32)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
     half_width = max(size / 10.0, 0.5)  # stroke half-width
     dy, dx = y - c, x - c
     radius = torch.sqrt(dy**2 + dx**2)
