@@ -352,3 +352,46 @@ def plot_evaluation_summary(
         plot_mean_curves(curves, [fig.add_subplot(grid[1, j]) for j in range(len(curves))])
     fig.tight_layout()
     return fig
+
+
+def plot_image_mask_maps(images: Tensor, masks: Tensor, maps: Dict[str, Tensor]) -> Any:
+    """The benchmark's grid: one row per image; the image, its ground truth, one ``|map|`` per method.
+
+    Uses ``matplotlib.figure.Figure`` directly (no pyplot state, no backend switch).
+
+    Args:
+        images (Tensor): (B, 3, H, W) in [0, 1].
+        masks (Tensor): (B, 1, H, W) ground truth.
+        maps (dict of str to Tensor): (B, C, H, W) attribution maps per method.
+
+    Returns:
+        matplotlib.figure.Figure
+
+    Examples::
+
+        >>> fig = plot_image_mask_maps(torch.rand(2, 3, 8, 8), torch.ones(2, 1, 8, 8),
+        ...                            {"Saliency": torch.rand(2, 3, 8, 8)})
+        >>> len(fig.axes)
+        6
+    """
+    from matplotlib.figure import Figure
+
+    names = list(maps)
+    rows, cols = images.shape[0], len(names) + 2
+    fig = Figure(figsize=(1.3 * cols, 1.3 * rows + 0.4))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i in range(rows):
+        panels = [("image", images[i].permute(1, 2, 0).clamp(0, 1).numpy(), None),
+                  ("ground truth", masks[i, 0].float().numpy(), "gray")]
+        for name in names:
+            heat = maps[name][i].detach().abs().sum(0)
+            panels.append((name, (heat / heat.max().clamp_min(1e-12)).numpy(), "magma"))
+        for j, (title, array, cmap) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(array, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=6, rotation=30, ha="left", loc="left")
+    fig.tight_layout()
+    return fig

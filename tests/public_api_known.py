@@ -18,34 +18,8 @@ KNOWN = {
         "ValueError: `name` must be one of ('astronaut', 'chelsea', 'coffee', 'rocket', 'hubble_deep_field', 'immunohis (data/); owner: none (data/ has no owner: lead)",
     "test_bad_parameters[captum_ext.data:load_photos-size=0]":
         "RuntimeError: Input and output sizes should be greater than 0, but got input (H: 512, W: 512) output (H: 0, W: (data/); owner: none (data/ has no owner: lead)",
-    "test_bad_parameters[captum_ext.data:load_stamp_classifier-device='bogus']":
-        "RuntimeError: Expected one of cpu, cuda, ipu, xpu, mkldnn, opengl, opencl, ideep, hip, ve, fpga, maia, xla, la (data/); owner: none (data/ has no owner: lead)",
-    "test_bad_parameters[captum_ext.data:load_stamp_classifier-recipe_unknown_key]":
-        "RuntimeError: would start training (the recipe was not validated first) (data/); owner: none (data/ has no owner: lead)",
     "test_bad_parameters[captum_ext.data:stamp_recall-batch_size=0]":
         "AssertionError: message does not name 'batch_size': 'range() arg 3 must not be zero' assert None + where None  (data/); owner: none (data/ has no owner: lead)",
-    "test_bad_parameters[captum_ext.data:train_stamp_classifier-recipe_unknown_key]":
-        "RuntimeError: would start training (the recipe was not validated first) (data/); owner: none (data/ has no owner: lead)",
-    "test_bad_parameters[cli:benchmark-batch-size=0]":
-        "AssertionError: '--batch-size' not in 'error: range() arg 3 must not be zero' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:benchmark-device=bogus]":
-        "RuntimeError: Expected one of cpu, cuda, ipu, xpu, mkldnn, opengl, opencl, ideep, hip, ve, fpga, maia, xla, la (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:benchmark-methods=bogus]":
-        "AssertionError: error: unknown method(s) ['bogus']; available: ['DeepLift', 'GradientShap', 'IProp(IntegratedG (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:benchmark-n-images=-3]":
-        "AssertionError: error: --n-images must be >= 1 (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:benchmark-out=unwritable]":
-        "FileNotFoundError: [Errno 2] No such file or directory: '/proc/captum_ext_cannot_write' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:sanity-batch-size=0]":
-        "AssertionError: '--batch-size' not in 'error: `batch_size` must be >= 1, got 0' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:sanity-device=bogus]":
-        "RuntimeError: Expected one of cpu, cuda, ipu, xpu, mkldnn, opengl, opencl, ideep, hip, ve, fpga, maia, xla, la (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:sanity-methods=bogus]":
-        "AssertionError: error: unknown method(s) ['bogus']; available: ['DeepLift', 'GradientShap', 'IProp(IntegratedG (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:sanity-n-images=-3]":
-        "AssertionError: error: --n-images must be >= 1 (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_bad_parameters[cli:sanity-out=unwritable]":
-        "FileNotFoundError: [Errno 2] No such file or directory: '/proc/captum_ext_cannot_write' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_empty_batch[captum_ext.data:StampedImages-n=0]":
         "ValueError: `n` must be >= 1, got 0 (data/); owner: none (data/ has no owner: lead)",
     "test_empty_batch[captum_ext.data:load_photos-names=[]]":
@@ -54,18 +28,12 @@ KNOWN = {
         "ValueError: `n` must be >= 1, got 0 (data/); owner: none (data/ has no owner: lead)",
     "test_empty_batch[captum_ext.data:stamp_recall-batch_of_0]":
         "ValueError: torch.cat(): expected a non-empty list of Tensors (data/); owner: none (data/ has no owner: lead)",
-    "test_empty_batch[cli:benchmark-n-images=0]":
-        "AssertionError: error: --n-images must be >= 1 (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
-    "test_empty_batch[cli:sanity-n-images=0]":
-        "AssertionError: error: --n-images must be >= 1 (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_nan[captum_ext.data:load_stamp_classifier-recipe_lr_nan]":
         "AssertionError: message does not name 'lr|recipe': 'Invalid learning rate: nan' assert None + where None = <fu (data/); owner: none (data/ has no owner: lead)",
     "test_nan[captum_ext.data:stamp_recall-nan_images]":
         "Failed: DID NOT RAISE ValueError (data/); owner: none (data/ has no owner: lead)",
     "test_nan[captum_ext.data:train_stamp_classifier-recipe_lr_nan]":
         "AssertionError: message does not name 'lr|recipe': 'Invalid learning rate: nan' assert None + where None = <fu (data/); owner: none (data/ has no owner: lead)",
-    "test_nan[cli:sanity-std=nan]":
-        "AssertionError: '--std' not in 'error: `std` must be a finite number, got nan' (benchmark/cli.py); owner: none (benchmark/cli.py has no owner: lead)",
     "test_shapes[captum_ext.data:stamp_recall-labels_other_length]":
         "Failed: DID NOT RAISE ValueError (data/); owner: none (data/ has no owner: lead)",
 }

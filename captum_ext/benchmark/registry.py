@@ -14,7 +14,7 @@ A metric is ``fn(context) -> Tensor`` of shape (B,) (NaN where undefined), where
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from torch import Tensor, nn
 
@@ -124,7 +124,7 @@ def available_metrics() -> Dict[str, MetricSpec]:
     return dict(_METRICS)
 
 
-def select(registry: Dict[str, "MethodSpec | MetricSpec"], names: Optional[List[str]], kind: str):
+def select(registry: Mapping[str, Any], names: Optional[List[str]], kind: str) -> List[Any]:
     """Pick specs by name (defaults when ``names`` is None); unknown names are an error."""
     if names is None:
         return [spec for spec in registry.values() if spec.default]

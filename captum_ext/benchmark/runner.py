@@ -174,8 +174,8 @@ def run_benchmark(config: BenchmarkConfig, model: Optional[nn.Module] = None) ->
     Returns:
         BenchmarkResult: rows (one per method), per-image metric values, maps.
     """
-    methods = select(available_methods(), config.methods, "method")
-    metrics = select(available_metrics(), config.metrics, "metric")
+    methods = select(dict(available_methods()), config.methods, "method")
+    metrics = select(dict(available_metrics()), config.metrics, "metric")
     if model is None:
         model = load_stamp_classifier(retrain=config.retrain, progress=config.progress, device=config.device)
     with preserved_model_state(model, rng=True):  # a caller's model is left as it was
@@ -202,10 +202,13 @@ def _run_benchmark(
         rows.append(_summarise(spec, metrics, values, seconds))
         if config.progress:
             print(f"  {spec.name}: done ({seconds:.4f} s/image)", flush=True)
-    return BenchmarkResult(rows, per_image, maps, images[: config.grid_images].cpu(), masks[: config.grid_images].cpu(), metrics)
+    shown = slice(0, config.grid_images)
+    return BenchmarkResult(rows, per_image, maps, images[shown].cpu(), masks[shown].cpu(), metrics)
 
 
-def _summarise(spec: MethodSpec, metrics: List[MetricSpec], values: Dict[str, Tensor], seconds: float) -> Dict[str, object]:
+def _summarise(
+    spec: MethodSpec, metrics: List[MetricSpec], values: Dict[str, Tensor], seconds: float
+) -> Dict[str, object]:
     row: Dict[str, object] = {"method": spec.name, "group": spec.group}
     for metric in metrics:
         mean, half_width, count = mean_and_interval(values[metric.name])
@@ -231,10 +234,10 @@ def format_markdown(rows: List[Dict[str, object]], metrics: List[MetricSpec]) ->
         cells = [str(row["method"])]
         for m in metrics:
             cell = _fmt(row[m.name])
-            if m.interval and not math.isnan(float(row.get(f"{m.name}_ci95", math.nan))):
+            if m.interval and not math.isnan(float(row.get(f"{m.name}_ci95", math.nan))):  # type: ignore[arg-type]
                 cell += f" ± {_fmt(row[f'{m.name}_ci95'])}"
             cells.append(cell)
-        seconds = float(row["seconds_per_image"])
+        seconds = float(row["seconds_per_image"])  # type: ignore[arg-type]
         cells.append(f"{seconds:.4f}" if seconds < 1 else f"{seconds:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -257,27 +260,7 @@ def write_outputs(result: BenchmarkResult, out_dir: str) -> Dict[str, Path]:
 
 def save_grid(result: BenchmarkResult, path: Path) -> None:
     """A PNG grid: one row per image; image, ground truth, then one |map| per method."""
-    import matplotlib
+    from captum_ext.visualization import plot_image_mask_maps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(result.maps)
-    rows, cols = result.images.shape[0], len(names) + 2
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
-    for i in range(rows):
-        panels = [("image", result.images[i].permute(1, 2, 0).clamp(0, 1).numpy(), None),
-                  ("ground truth", result.masks[i, 0].numpy(), "gray")]
-        for name in names:
-            heat = result.maps[name][i].abs().sum(0)
-            panels.append((name, (heat / heat.max().clamp_min(1e-12)).numpy(), "magma"))
-        for j, (title, array, cmap) in enumerate(panels):
-            ax = axes[i, j]
-            ax.imshow(array, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=6, rotation=30, ha="left", loc="left")
-    fig.tight_layout()
+    fig = plot_image_mask_maps(result.images, result.masks, result.maps)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
