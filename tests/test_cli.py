@@ -74,8 +74,11 @@ def test_cuda_on_a_cpu_machine_fails_before_training(no_work, capsys, command):
 
 @pytest.mark.parametrize("extra, named", [
     (["--metrics", "nope_metric"], "nope_metric"),
-    (["--filler", "no_such_inpainter"], "--filler"),
+    (["--inpainter", "no_such_inpainter"], "--inpainter"),
+    (["--inpainter", "nan"], "--inpainter"),
+    (["--filler", "no_such_inpainter"], "--filler"),  # the deprecated name is still checked
     (["--filler", "nan"], "--filler"),
+    (["--filler", "0", "--inpainter", "0"], "--inpainter"),
 ])
 def test_bad_benchmark_argument(no_work, capsys, extra, named):
     assert main(["benchmark", "--out", str(no_work / "out"), *extra]) == 2

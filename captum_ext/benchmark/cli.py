@@ -47,10 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.add_argument("--list", action="store_true", help="list the registered methods and metrics, then exit")
     bench.add_argument(
-        "--filler", default=None,
+        "--inpainter", default=None,
         help="what replaces removed pixels in the deletion / insertion columns: a number or an inpainter "
-             "name (harmonic, blur, noise, constant, ...); default harmonic when available, else 0",
+             "name (harmonic, linear, blur, noise, constant, ...); default harmonic",
     )
+    bench.add_argument("--filler", default=None, help=argparse.SUPPRESS)  # deprecated name of --inpainter
     sanity = commands.add_parser("sanity", help="cascading model-parameter randomisation of the registered methods")
     sanity.add_argument("--n-images", type=int, default=16, help="held-out stamped images (default 16)")
     sanity.add_argument("--methods", nargs="+", default=None, help="method names (default: the default set)")
@@ -155,7 +156,7 @@ def _check_common(args: argparse.Namespace) -> None:
     check_out_dir(args.out)
 
 
-def _parse_filler(text: Optional[str]) -> Optional[object]:
+def _parse_inpainter(text: Optional[str], option: str = "--inpainter") -> Optional[object]:
     """A number, or an inpainter name checked now (so a typo fails before any work)."""
     if text is None:
         return None
@@ -164,14 +165,14 @@ def _parse_filler(text: Optional[str]) -> Optional[object]:
     except ValueError:
         pass
     else:
-        _user(lambda: check_number("--filler", value))
+        _user(lambda: check_number(option, value))
         return value
-    from captum_ext.metrics.perturbation import resolve_filler
+    from captum_ext.inpaint import resolve_inpainter
 
     try:
-        resolve_filler(text)  # raises ValueError for an unknown name
+        resolve_inpainter(text)  # raises ValueError for an unknown name
     except (ValueError, TypeError, ImportError) as error:
-        raise UsageError(f"--filler: {error}") from None
+        raise UsageError(f"{option}: {error}") from None
     return text
 
 
@@ -216,12 +217,18 @@ def _benchmark(args: argparse.Namespace) -> int:
         return 0
     _check_common(args)
     _user(lambda: select(cast(Any, available_metrics()), args.metrics, "metric"))
-    filler = _parse_filler(args.filler)
+    if args.filler is not None:
+        if args.inpainter is not None:
+            raise UsageError("--filler is the deprecated name of --inpainter; give --inpainter only")
+    inpainter = _parse_inpainter(args.inpainter if args.filler is None else args.filler,
+                                 "--inpainter" if args.filler is None else "--filler")
+    if args.filler is not None:
+        print("captum-ext: warning: --filler is deprecated; use --inpainter", file=sys.stderr)
     config = BenchmarkConfig(
         n_images=args.n_images, methods=args.methods, metrics=args.metrics, device=args.device,
         out_dir=args.out, seed=args.seed, batch_size=args.batch_size, abs=not args.signed,
         progress=not args.no_progress, retrain=args.retrain,
-        options={} if filler is None else {"filler": filler},
+        options={} if inpainter is None else {"inpainter": inpainter},
     )
     model = load_stamp_classifier(arch=args.model, retrain=args.retrain, progress=not args.no_progress,
                                   device=args.device)
@@ -230,9 +237,9 @@ def _benchmark(args: argparse.Namespace) -> int:
     print(result.markdown())  # type: ignore[attr-defined]
     if any(spec.name in ("deletion", "insertion", "insertion_minus_deletion", "morf", "lerf")
            for spec in result.metric_specs):  # type: ignore[attr-defined]
-        from captum_ext.benchmark.methods.metrics_perturbation import default_filler
+        from captum_ext.benchmark.methods.metrics_perturbation import default_inpainter
 
-        print(f"\nfiller of removed pixels: {filler if filler is not None else default_filler()!r}")
+        print(f"\ninpainter of removed pixels: {inpainter if inpainter is not None else default_inpainter()!r}")
     print(f"\nwrote {paths['csv']}, {paths['markdown']} and {paths['png']}")
     return 0
 

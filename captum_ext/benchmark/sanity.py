@@ -1,6 +1,6 @@
 """``captum-ext sanity``: the cascading randomisation check for every registered method.
 
-Runs :func:`captum_ext.metrics.cascading_randomisation` on the stamp classifier and held-out
+Runs :func:`captum_ext.metrics.cascading_randomization` on the stamp classifier and held-out
 stamped images, for the default methods of the registry (or the named ones), and writes
 ``sanity.png`` (similarity curves), ``sanity_maps.png`` (maps per stage), ``sanity.csv`` and
 ``sanity.md``. Usable from Python::
@@ -22,7 +22,7 @@ from captum_ext._utils import preserved_model_state
 from captum_ext.benchmark.registry import available_methods, select
 from captum_ext.benchmark.runner import held_out_images
 from captum_ext.data.classifier import ARCHITECTURES, check_device, load_stamp_classifier
-from captum_ext.metrics.sanity import MEASURES, SanityResult, _check_layers, cascading_randomisation
+from captum_ext.metrics.sanity import MEASURES, SanityResult, _check_layers, cascading_randomization
 
 
 @dataclass
@@ -101,7 +101,7 @@ def run_sanity(config: SanityConfig, model: Optional[nn.Module] = None) -> Sanit
         model.eval()
         images, labels, _ = held_out_images(model, config.n_images, config.seed, config.device,
                                             only_correct=config.only_correct)
-        return cascading_randomisation(
+        return cascading_randomization(
             model, {spec.name: spec.build for spec in specs}, images, labels, layers=config.layers,
             mode=config.mode, std=config.std, seed=config.seed, batch_size=config.batch_size,
             keep_maps=1, progress=config.progress,

@@ -41,9 +41,10 @@ def _inpainter(text: str) -> Any:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``evaluate`` options to ``parser``."""
     data = parser.add_argument_group("data")
-    data.add_argument("--preset", choices=["stamp"],
+    data.add_argument("--preset", choices=["stamp", "stamp-resnet18"],
                       help="built-in data and model instead of --data/--model: stamp = the stamp benchmark's "
-                           "held-out images, masks and classifier (--max-images, default 32)")
+                           "held-out images, masks and classifier (--max-images, default 32); "
+                           "stamp-resnet18 = the same with the ResNet-18 stamp classifier")
     data.add_argument("--data", help="image folder: ImageFolder layout (a sub-folder per class) or flat with --labels")
     data.add_argument("--labels", help="CSV file,label for a flat folder")
     truth = data.add_mutually_exclusive_group()
