@@ -1442,6 +1442,16 @@ API["captum_ext.data:StampNet"] = {
         raises("width=0", lambda: D.StampNet(width=0), "width"),
     ],
 }
+def _empty_stamped(out: Any) -> None:
+    """images (0, 3, 16, 16), labels (0,) long, masks (0, 1, 16, 16): a batch or a data set of 0."""
+    tensors = out.tensors() if isinstance(out, D.StampedImages) else (out.images, out.labels, out.masks)
+    shapes = [tuple(t.shape) for t in tensors]
+    assert shapes == [(0, 3, 16, 16), (0,), (0, 1, 16, 16)], shapes
+    assert tensors[1].dtype == torch.long, tensors[1].dtype
+    if isinstance(out, D.StampedImages):
+        assert len(out) == 0, len(out)
+
+
 for _name, _f in (("make_stamped_batch", D.make_stamped_batch), ("StampedImages", D.StampedImages)):
     API[f"captum_ext.data:{_name}"] = {
         "nan": "builds images from a seed",
@@ -1449,11 +1459,7 @@ for _name, _f in (("make_stamped_batch", D.make_stamped_batch), ("StampedImages"
             result(
                 "n=0",
                 (lambda f=_f: f(0, image_size=16, stamp_size=6)),
-                lambda out: (
-                    None
-                    if len(out) == 0 or getattr(out, "images", torch.zeros(1)).shape[0] == 0
-                    else (_ for _ in ()).throw(AssertionError("not empty"))
-                ),
+                _empty_stamped,
             )
         ],
         "shapes": "builds images from sizes (walked as parameters)",
@@ -1507,7 +1513,13 @@ API["captum_ext.data:stamp_recall"] = {
         result(
             "batch_of_0",
             lambda: D.stamp_recall(TinyNet().eval(), images(0), torch.zeros(0, dtype=torch.long), 2),
-            empty_like_shape((0,)),
+            # a per-class aggregate: its shape is (num_glyphs + 1,) whatever the batch; every
+            # class is absent, so every recall is 0 / 0 = NaN (documented)
+            lambda out: (
+                None
+                if isinstance(out, Tensor) and out.shape == (3,) and bool(torch.isnan(out).all())
+                else (_ for _ in ()).throw(AssertionError(f"expected 3 NaNs, got {out!r}"))
+            ),
         )
     ],
     "shapes": [
@@ -1523,7 +1535,8 @@ API["captum_ext.data:stamp_recall"] = {
         )
     ],
     "targets": "takes labels (walked as shapes)",
-    "model_state": model_state_cases(lambda m: D.stamp_recall(m, images(2), torch.tensor([0, 1]), 2)),
+    # every class present, so no recall is NaN (an absent class is NaN: 0 / 0)
+    "model_state": model_state_cases(lambda m: D.stamp_recall(m, images(3), torch.tensor([0, 1, 2]), 2)),
 }
 API["captum_ext.data:load_stamp_classifier"] = {
     "nan": [
