@@ -99,3 +99,67 @@ def test_cli_runs_the_resnet18_benchmark(tmp_path):
     assert main(["benchmark", "--model", "resnet18", "--n-images", "4", "--methods", "Saliency", "Random",
                  "--metrics", "stamp_distance", "--out", str(out), "--no-progress"]) == 0
     assert "| Saliency |" in (out / "results.md").read_text()
+
+
+class _Fixed(torch.nn.Module):
+    """Predicts the given classes in order, whatever the images (an oracle for stamp_recall)."""
+
+    def __init__(self, preds, classes):
+        super().__init__()
+        self.preds, self.classes, self.at = preds, classes, 0
+
+    def forward(self, x):
+        out = torch.nn.functional.one_hot(self.preds[self.at:self.at + len(x)], self.classes).float()
+        self.at += len(x)
+        return out
+
+
+def test_stamp_recall_counts_by_hand_and_is_nan_for_an_absent_class():
+    labels = torch.tensor([0, 0, 1, 1, 1, 0])
+    preds = torch.tensor([0, 1, 1, 1, 0, 0])
+    images = torch.rand(6, 3, 8, 8)
+    recall = stamp_recall(_Fixed(preds, 3), images, labels, num_glyphs=2, batch_size=4)
+    # class 0: 2 of 3, class 1: 2 of 3, class 2: no image -> 0 / 0 = NaN (was 0 before)
+    torch.testing.assert_close(recall[:2], torch.tensor([2 / 3, 2 / 3]))
+    assert torch.isnan(recall[2])
+    # the chunking does not change the result
+    torch.testing.assert_close(
+        stamp_recall(_Fixed(preds, 3), images, labels, 2, batch_size=1), recall, equal_nan=True
+    )
+
+
+def test_stamp_recall_bad_arguments():
+    net = StampNet(num_classes=3)
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="batch_size"):
+        stamp_recall(net, x, torch.tensor([0, 1]), 2, batch_size=0)
+    with pytest.raises(ValueError, match="labels"):
+        stamp_recall(net, x, torch.tensor([0]), 2)
+    x[1, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="images"):
+        stamp_recall(net, x, torch.tensor([0, 1]), 2)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [({"lr": float("nan")}, "lr"), ({"lr": 0.0}, "lr"), ({"steps": 0}, "steps"), ({"batch_size": 0}, "batch_size"),
+     ({"num_glyphs": 9}, "num_glyphs"), ({"stamp_size": 80}, "image_size"), ({"width": 2.5}, "width")],
+)
+def test_bad_recipe_values_are_refused_before_training(monkeypatch, override, key):
+    import captum_ext.data.classifier as C
+
+    def refuse(*_, **__):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(C, "make_stamped_batch", refuse)
+    with pytest.raises((ValueError, TypeError), match=key):
+        C.train_stamp_classifier(recipe=override)
+    with pytest.raises((ValueError, TypeError), match=key):
+        load_stamp_classifier(recipe=override, progress=False)
+
+
+def test_stampnet_refuses_zero_sizes():
+    with pytest.raises(ValueError, match="num_classes"):
+        StampNet(num_classes=0)
+    with pytest.raises(ValueError, match="width"):
+        StampNet(width=0)

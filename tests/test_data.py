@@ -71,3 +71,26 @@ def test_photos_are_real_colour_images():
     assert photos.shape == (8, 3, 32, 32)
     assert photos.min() >= 0 and photos.max() <= 1
     assert (photos.std(dim=(2, 3)) > 0.02).all()
+
+
+def test_empty_batch_has_the_shapes_of_a_full_one():
+    empty = make_stamped_batch(0, image_size=16, stamp_size=6, seed=2)
+    full = make_stamped_batch(3, image_size=16, stamp_size=6, seed=2)
+    for e, f in zip((empty.images, empty.labels, empty.masks, empty.positions, empty.colours),
+                    (full.images, full.labels, full.masks, full.positions, full.colours)):
+        assert e.shape == (0,) + f.shape[1:] and e.dtype == f.dtype
+    assert len(StampedImages(0, image_size=16, stamp_size=6)) == 0
+
+
+def test_load_photos_names_size_and_empty():
+    from captum_ext.data import load_photo
+
+    with pytest.raises(TypeError, match="names"):
+        load_photos("astronaut", size=8)  # a str is not a list of names
+    with pytest.raises(ValueError, match="size"):
+        load_photos(["astronaut"], size=(8, 0))
+    with pytest.raises(ValueError, match="size"):
+        load_photo("astronaut", size=0)
+    assert load_photos([], size=(8, 12)).shape == (0, 3, 8, 12)
+    # (H, W) as a tuple or a list gives the same pixels as load_photo
+    torch.testing.assert_close(load_photos(["coffee"], size=[8, 12])[0], load_photo("coffee", (8, 12)))

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from captum_ext.data.stamped import make_stamped_batch
+from captum_ext._checks import check_finite, check_image_batch, check_int_at_least, check_number, check_positive
+from captum_ext.data.stamped import GLYPH_NAMES, make_stamped_batch
 
 #: Environment variable that overrides the cache directory of trained weights.
 CACHE_ENV = "CAPTUM_EXT_CACHE"
@@ -58,8 +59,8 @@ class StampNet(nn.Module):
     """A 5-conv classifier for stamped images, with ``nn.ReLU`` modules and global max pooling.
 
     Args:
-        num_classes (int): number of outputs (glyph classes + "no stamp"). Default 5.
-        width (int): channels of the first block (doubled twice). Default 16.
+        num_classes (int): number of outputs (glyph classes + "no stamp"), >= 1. Default 5.
+        width (int): channels of the first block (doubled twice), >= 1. Default 16.
 
     Examples::
 
@@ -69,6 +70,8 @@ class StampNet(nn.Module):
     """
 
     def __init__(self, num_classes: int = 5, width: int = 16) -> None:
+        check_int_at_least("num_classes", num_classes, 1)
+        check_int_at_least("width", width, 1)
         super().__init__()
         w = width
         self.features = nn.Sequential(
@@ -150,7 +153,23 @@ def _full_recipe(arch: str, recipe: Optional[Dict]) -> Dict[str, Union[int, floa
         )
     if recipe and recipe.get("arch", arch) != arch:
         raise ValueError(f"`recipe['arch']` is {recipe['arch']!r} but `arch` is {arch!r}")
-    return {**base, **(recipe or {})}
+    full = {**base, **(recipe or {})}
+    _check_recipe_values(full)
+    return full
+
+
+def _check_recipe_values(r: Dict[str, Union[int, float, str]]) -> None:
+    """Each value of a full recipe, checked before any training; errors name ``recipe['key']``."""
+    for key in ("steps", "batch_size", "num_glyphs", "width"):
+        if key in r:
+            check_int_at_least(f"recipe['{key}']", r[key], 1)
+    if int(r["num_glyphs"]) > len(GLYPH_NAMES):
+        raise ValueError(f"`recipe['num_glyphs']` must be <= {len(GLYPH_NAMES)}, got {r['num_glyphs']}")
+    check_int_at_least("recipe['stamp_size']", r["stamp_size"], 5)
+    check_int_at_least("recipe['image_size']", r["image_size"], int(r["stamp_size"]))
+    check_positive("recipe['lr']", r["lr"])
+    check_number("recipe['seed']", r["seed"], integer=True)
+    check_number("recipe['data_version']", r["data_version"], integer=True)
 
 
 def _build(r: Dict[str, Union[int, float, str]]) -> nn.Module:
@@ -195,7 +214,21 @@ def check_device(device: Union[str, torch.device], name: str = "device") -> torc
 
 def cache_dir() -> Path:
     """Where trained weights are cached: ``$CAPTUM_EXT_CACHE``, else ``$XDG_CACHE_HOME/captum_ext``
-    (``~/.cache/captum_ext``)."""
+    (``~/.cache/captum_ext``).
+
+    Returns:
+        pathlib.Path: the folder (not created here; :func:`load_stamp_classifier` creates it).
+
+    Examples::
+
+        >>> import os
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"CAPTUM_EXT_CACHE": "/tmp/weights"}):
+        ...     cache_dir().as_posix()
+        '/tmp/weights'
+        >>> isinstance(cache_dir(), Path)
+        True
+    """
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -221,8 +254,23 @@ def train_stamp_classifier(
         progress (bool): show a progress bar. Default False.
         arch (str): ``"stampnet"`` (default) or ``"resnet18"``.
 
+    The recipe is checked before any training: an unknown key, or a value out of range (a NaN
+    or non-positive ``lr``, ``steps`` or ``batch_size`` < 1, ...) raises ``ValueError`` naming
+    the key.
+
     Returns:
         nn.Module: the trained model, in ``eval()`` mode, on the CPU.
+
+    Examples::
+
+        >>> train_stamp_classifier(recipe={"lr": float("nan")})  # refused before training
+        Traceback (most recent call last):
+        ...
+        ValueError: `recipe['lr']` must be a finite number, got nan
+        >>> train_stamp_classifier(recipe={"epochs": 3})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: `recipe` has unknown key(s) ['epochs'] for arch 'stampnet'; known keys: [...]
     """
     r = _full_recipe(arch, recipe)
     torch.manual_seed(int(r["seed"]))
@@ -291,6 +339,17 @@ def load_stamp_classifier(
 
     Returns:
         nn.Module: the model in ``eval()`` mode with ``requires_grad`` left on.
+
+    Examples::
+
+        >>> load_stamp_classifier(recipe={"steps": 0})  # checked before any training
+        Traceback (most recent call last):
+        ...
+        ValueError: `recipe['steps']` must be >= 1, got 0
+        >>> load_stamp_classifier(device="tpu")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: `device` must be ...
     """
     r = _full_recipe(arch, recipe)
     target = check_device(device)
@@ -311,13 +370,43 @@ def load_stamp_classifier(
 def stamp_recall(model: nn.Module, images: Tensor, labels: Tensor, num_glyphs: int, batch_size: int = 256) -> Tensor:
     """Per-class recall of ``model`` on (images, labels): a (num_glyphs + 1,) tensor.
 
+    Recall of class ``c`` = (images of class ``c`` predicted ``c``) / (images of class ``c``).
+    A class with no image in ``labels`` has no recall: its entry is NaN (0 / 0), never 0. So a
+    batch of 0 gives ``num_glyphs + 1`` NaNs (the shape of the result does not depend on the
+    batch) and runs no model.
+
+    Args:
+        model (nn.Module): a classifier with ``num_glyphs + 1`` outputs.
+        images (Tensor): (N, 3, H, W), finite.
+        labels (Tensor): (N,) integer classes in ``0..num_glyphs``.
+        num_glyphs (int): number of stamp classes (>= 1); class ``num_glyphs`` is "no stamp".
+        batch_size (int): images per forward pass (>= 1). Default 256.
+
+    Returns:
+        Tensor: (num_glyphs + 1,) float recall per class, NaN for a class absent from ``labels``.
+
     Examples::
 
         >>> net = StampNet(num_classes=2)
         >>> stamp_recall(net, torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 0, 1]), 1).shape
         torch.Size([2])
+        >>> stamp_recall(net, torch.rand(0, 3, 64, 64), torch.zeros(0, dtype=torch.long), 1)
+        tensor([nan, nan])
     """
+    check_int_at_least("num_glyphs", num_glyphs, 1)
+    check_int_at_least("batch_size", batch_size, 1)
+    check_image_batch("images", images)
+    check_finite("images", images)
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"`labels` must have shape ({images.shape[0]},) (one per image), got {tuple(labels.shape)}"
+        )
+    classes = torch.arange(num_glyphs + 1, device=labels.device)
+    if images.shape[0] == 0:
+        return torch.full((num_glyphs + 1,), float("nan"), device=labels.device)
     preds = torch.cat([model(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
-    classes = torch.arange(num_glyphs + 1)
-    hit = (preds[:, None] == classes) & (labels[:, None] == classes)
-    return hit.sum(0).float() / (labels[:, None] == classes).sum(0).clamp_min(1).float()
+    is_class = labels[:, None] == classes
+    hit = (preds.to(labels.device)[:, None] == classes) & is_class
+    return hit.sum(0).float() / is_class.sum(0).float()

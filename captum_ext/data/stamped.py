@@ -77,7 +77,7 @@ def _background_pool() -> Tuple[Tensor, ...]:
 
 @dataclass
 class StampedBatch:
-    """A batch of stamped images.
+    """A batch of stamped images (what :func:`make_stamped_batch` returns).
 
     Attributes:
         images (Tensor): (N, 3, S, S) float in [0, 1].
@@ -85,6 +85,14 @@ class StampedBatch:
         masks (Tensor): (N, 1, S, S) float 0/1, the exact stamp footprint (all zero: no stamp).
         positions (Tensor): (N, 2) long, top-left (row, col) of the stamp box (-1: no stamp).
         colours (Tensor): (N, 3) float, the stamp colour (0: no stamp).
+
+    Examples::
+
+        >>> batch = make_stamped_batch(4, image_size=16, stamp_size=6, seed=0)
+        >>> isinstance(batch, StampedBatch), batch.positions.shape, batch.colours.shape
+        (True, torch.Size([4, 2]), torch.Size([4, 3]))
+        >>> bool(((batch.masks.sum((1, 2, 3)) > 0) == (batch.labels < 4)).all())
+        True
     """
 
     images: Tensor
@@ -128,7 +136,7 @@ def make_stamped_batch(
     top-left corner is uniform over every position where it fits in the frame.
 
     Args:
-        n (int): number of images.
+        n (int): number of images (>= 0; 0 gives an empty batch of the same shapes).
         image_size (int): side of the square images. Default 64.
         stamp_size (int): side of the stamp's box. Default 12.
         num_glyphs (int): number of stamp classes (1..8). Default 4.
@@ -142,8 +150,10 @@ def make_stamped_batch(
         >>> batch = make_stamped_batch(8, image_size=32, stamp_size=8, seed=1)
         >>> batch.images.shape, batch.masks.shape, batch.labels.shape
         (torch.Size([8, 3, 32, 32]), torch.Size([8, 1, 32, 32]), torch.Size([8]))
+        >>> make_stamped_batch(0, image_size=32, stamp_size=8).images.shape
+        torch.Size([0, 3, 32, 32])
     """
-    check_int_at_least("n", n, 1)
+    check_int_at_least("n", n, 0)
     check_int_at_least("stamp_size", stamp_size, 5)
     check_int_at_least("image_size", image_size, stamp_size)
     check_int_at_least("num_glyphs", num_glyphs, 1)
@@ -181,7 +191,7 @@ class StampedImages(Dataset):
     (1, S, S) float 0/1 footprint. Generated once at construction, batched.
 
     Args:
-        n (int): number of images.
+        n (int): number of images (>= 0; 0 gives an empty data set).
         image_size (int): side of the square images. Default 64.
         stamp_size (int): side of the stamp box. Default 12.
         num_glyphs (int): number of stamp classes; class ``num_glyphs`` is "no stamp". Default 4.
