@@ -22,6 +22,7 @@ long work; errors are ``ValueError`` naming the file and the argument.
 """
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -331,6 +332,9 @@ def parse_normalization(mean: Optional[str], std: Optional[str]) -> Optional[Nor
                              f"{sorted(NORMALIZATION_PRESETS)}, got {text!r}") from None
 
     m, s = numbers("--mean", mean), numbers("--std", std)
+    for name, values in (("--mean", m), ("--std", s)):
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{name}: must be finite numbers, got {mean if name == '--mean' else std!r}")
     if len(m) != len(s):
         raise ValueError(f"--mean/--std: {len(m)} means but {len(s)} standard deviations")
     if any(not v > 0 for v in s):
