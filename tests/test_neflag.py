@@ -55,24 +55,27 @@ class _Negated(nn.Module):
 
 
 @pytest.mark.parametrize("eps", [0.1, 0.7])
-def test_linear_axis_directions_closed_forms(eps):
+def test_linear_axis_directions_closed_forms(eps, device, dtype, tolerance):
     d, zero = 7, (2, 5)
-    net = _linear(d, zero)
+    net = _linear(d, zero).to(device, dtype)
     w = net.weight[1].detach()
     k = int((w != 0).sum())
-    x = torch.randn(4, d, dtype=torch.float64)
-    axes = torch.eye(d, dtype=torch.float64)
+    x = torch.randn(4, d, dtype=torch.float64).to(device, dtype)
+    axes = torch.eye(d, dtype=dtype, device=device)
+    rtol, atol = tolerance(dtype)
     dec, diag = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps,
                                       sampling="antithetic", aggregation="decomposition",
                                       return_diagnostics=True)
     vec = NeFLAG(net).attribute(x, target=1, directions=axes, eps=eps, sampling="antithetic",
                                 aggregation="vector")
-    torch.testing.assert_close(dec, (eps * w.abs() / k).expand(4, d))
-    torch.testing.assert_close(vec, (w / k).expand(4, d))
+    assert dec.dtype == dtype and dec.device.type == device.type
+    torch.testing.assert_close(dec, (eps * w.abs() / k).expand(4, d), rtol=rtol, atol=atol)
+    torch.testing.assert_close(vec, (w / k).expand(4, d), rtol=rtol, atol=atol)
     assert diag.n_kept.tolist() == [k] * 4
     assert diag.n_gradients.tolist() == [2 * d] * 4
     torch.testing.assert_close(diag.mean_flux, torch.full((4,), -float(w.abs().sum()) / k,
-                                                          dtype=torch.float64))
+                                                          dtype=dtype, device=device),
+                               rtol=rtol, atol=atol)
 
 
 def test_linear_each_antithetic_pair_keeps_one_member():
@@ -127,28 +130,34 @@ def test_ignored_features_get_exactly_zero(sampling):
 
 
 @pytest.mark.parametrize("sampling", SAMPLINGS)
-def test_sum_equals_eps_times_mean_absolute_flux(sampling):
-    net = _mlp(6)
-    x = torch.randn(4, 6, dtype=torch.float64)
+def test_sum_equals_eps_times_mean_absolute_flux(sampling, device, dtype, tolerance):
+    net = _mlp(6).to(device, dtype)
+    x = torch.randn(4, 6, dtype=torch.float64).to(device, dtype)
+    rtol, atol = tolerance(dtype)
     attr, diag = NeFLAG(net).attribute(x, target=0, n=9, eps=0.4, sampling=sampling,
                                        aggregation="decomposition", generator=2,
                                        return_diagnostics=True)
     assert bool((diag.n_kept > 0).all()) and bool((diag.mean_flux < 0).all())
-    torch.testing.assert_close(attr.sum(1), 0.4 * diag.mean_flux.abs())
+    assert attr.dtype == dtype and attr.device.type == device.type
+    torch.testing.assert_close(attr.sum(1), 0.4 * diag.mean_flux.abs(), rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("eps", [0.05, 1.3])
-def test_quadratic_mean_flux_over_sphere_is_eps_trace_over_d(eps):
+def test_quadratic_mean_flux_over_sphere_is_eps_trace_over_d(eps, device, dtype, tolerance):
     d = 5
     torch.manual_seed(0)
     a = torch.randn(d, d, dtype=torch.float64)
     q = a + a.T  # indefinite symmetric
     basis, _ = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64))
     x = torch.randn(3, d, dtype=torch.float64)
+    # the oracle eps * tr(Q) / d is computed in float64 from the same Q
+    expected = torch.full((3,), eps * float(torch.trace(q)) / d, dtype=dtype, device=device)
+    q, basis, x = (t.to(device, dtype) for t in (q, basis, x))
     _, diag = NeFLAG(_Quadratic(q)).attribute(x, directions=basis.T.contiguous(), eps=eps,
                                               sampling="antithetic", return_diagnostics=True)
-    expected = torch.full((3,), eps * float(torch.trace(q)) / d, dtype=torch.float64)
-    torch.testing.assert_close(diag.sphere_flux, expected)
+    rtol, atol = tolerance(dtype)
+    assert diag.sphere_flux.dtype == dtype and diag.sphere_flux.device.type == device.type
+    torch.testing.assert_close(diag.sphere_flux, expected, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("sampling", ["antithetic", "flip"])
