@@ -142,6 +142,11 @@ def test_sparsity_zero_equals_captum_saliency_exactly(resnet):
     assert torch.equal(ours_abs, Saliency(resnet).attribute(x, target=7))
 
 
+def _tol(dtype, tolerance, f64):
+    """The test's own float64 tolerance, and the shared ``tolerance`` fixture's for float32."""
+    return f64 if dtype == torch.float64 else tolerance(dtype)
+
+
 def _mlp_closed_form(net, x, target, m1, m2):
     """Gradient of the pruned MLP: W3[t] diag(m2 act2) W2 diag(m1 act1) W1, per sample."""
     w1, w2, w3 = net.l1.weight, net.l2.weight, net.l3.weight
@@ -156,26 +161,29 @@ def _mlp_closed_form(net, x, target, m1, m2):
     return g1 @ w1
 
 
-def test_mlp_pathway_gradient_equals_closed_form_product_of_weights():
-    net = seeded(SharedReluMLP())
+def test_mlp_pathway_gradient_equals_closed_form_product_of_weights(device, dtype, tolerance):
+    net = seeded(SharedReluMLP()).to(device, dtype)
     torch.manual_seed(3)
-    x = torch.randn(6, 5, dtype=torch.float64)
-    target = torch.tensor([0, 1, 2, 3, 0, 1])
+    x = torch.randn(6, 5, dtype=torch.float64).to(device, dtype)
+    target = torch.tensor([0, 1, 2, 3, 0, 1], device=device)
+    rtol, atol = _tol(dtype, tolerance, (1e-12, 1e-12))
     pathway = CriticalPathway(net).compute(x, target=target, sparsity=0.6)
     assert pathway.num_calls == 2 and pathway.call_modules == ["relu", "relu"]
     m1, m2 = (m.to(x.dtype) for m in pathway.masks)
     assert 0 < m1.sum() < m1.numel() and 0 < m2.sum() < m2.numel()
     expected = _mlp_closed_form(net, x, target, m1, m2)
     ours = PathwayGradient(net, sparsity=0.6).attribute(x, target=target)
-    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12)
+    assert ours.dtype == dtype and ours.device.type == device.type
+    torch.testing.assert_close(ours, expected, rtol=rtol, atol=atol)
     assert not torch.allclose(ours, _mlp_closed_form(net, x, target, 1.0, 1.0))
 
 
-def test_mlp_taylor_scores_equal_closed_form():
-    net = seeded(SharedReluMLP())
+def test_mlp_taylor_scores_equal_closed_form(device, dtype, tolerance):
+    net = seeded(SharedReluMLP()).to(device, dtype)
     torch.manual_seed(4)
-    x = torch.randn(3, 5, dtype=torch.float64)
-    target = torch.tensor([2, 0, 1])
+    x = torch.randn(3, 5, dtype=torch.float64).to(device, dtype)
+    target = torch.tensor([2, 0, 1], device=device)
+    rtol, atol = _tol(dtype, tolerance, (1e-12, 1e-14))
     pathway = CriticalPathway(net).compute(x, target=target, sparsity=0.5)
     h1 = x @ net.l1.weight.T + net.l1.bias
     a1 = h1.clamp(min=0)
@@ -183,8 +191,9 @@ def test_mlp_taylor_scores_equal_closed_form():
     a2 = h2.clamp(min=0)
     g2 = net.l3.weight[target]
     g1 = (g2 * (h2 > 0)) @ net.l2.weight
-    torch.testing.assert_close(pathway.scores[0], (a1 * g1).abs(), rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(pathway.scores[1], (a2 * g2).abs(), rtol=1e-12, atol=1e-14)
+    assert pathway.scores[0].dtype == dtype and pathway.scores[0].device.type == device.type
+    torch.testing.assert_close(pathway.scores[0], (a1 * g1).abs(), rtol=rtol, atol=atol)
+    torch.testing.assert_close(pathway.scores[1], (a2 * g2).abs(), rtol=rtol, atol=atol)
 
 
 def test_neuron_int_grad_scores_each_call_against_explicit_loop():
@@ -220,15 +229,19 @@ def test_neuron_int_grad_scores_each_call_against_explicit_loop():
     assert not torch.allclose(pathway.scores[0], taylor.scores[0])
 
 
-def test_pruned_integrated_gradients_equals_ig_on_explicitly_masked_network():
-    net = seeded(SharedReluMLP())
+def test_pruned_integrated_gradients_equals_ig_on_explicitly_masked_network(device, dtype,
+                                                                            tolerance):
+    net = seeded(SharedReluMLP()).to(device, dtype)
     torch.manual_seed(6)
-    x = torch.randn(4, 5, dtype=torch.float64)
-    target = torch.tensor([0, 1, 2, 3])
+    x = torch.randn(4, 5, dtype=torch.float64).to(device, dtype)
+    target = torch.tensor([0, 1, 2, 3], device=device)
     pruned_ig = PrunedAttribution(IntegratedGradients, net, sparsity=0.5)
     ours = pruned_ig.attribute(x, target=target, n_steps=20)
+    assert ours.dtype == dtype and ours.device.type == device.type
     chunked = pruned_ig.attribute(x, target=target, n_steps=20, internal_batch_size=12)
-    torch.testing.assert_close(chunked, ours, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(chunked, ours, **dict(zip(("rtol", "atol"),
+                                                         _tol(dtype, tolerance, (1e-12, 1e-12)))))
+    rtol, atol = _tol(dtype, tolerance, (1e-10, 1e-12))
     pathway = CriticalPathway(net).compute(x, target=target, sparsity=0.5)
     for i in range(4):
         m1, m2 = (m[i:i + 1].to(x.dtype) for m in pathway.masks)
@@ -239,13 +252,14 @@ def test_pruned_integrated_gradients_equals_ig_on_explicitly_masked_network():
 
         expected = IntegratedGradients(masked).attribute(x[i:i + 1], target=int(target[i]),
                                                          n_steps=20)
-        torch.testing.assert_close(ours[i:i + 1], expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ours[i:i + 1], expected, rtol=rtol, atol=atol)
 
 
-def test_pruned_ig_at_sparsity_zero_equals_captum_ig_and_delta_is_small():
-    net = seeded(SmallCNN())
+def test_pruned_ig_at_sparsity_zero_equals_captum_ig_and_delta_is_small(device, dtype,
+                                                                        tolerance):
+    net = seeded(SmallCNN()).to(device, dtype)
     torch.manual_seed(7)
-    x = torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    x = torch.randn(3, 3, 8, 8, dtype=torch.float64).to(device, dtype)
     ours, delta = PrunedAttribution(IntegratedGradients, net, sparsity=0.0).attribute(
         x, target=2, n_steps=10, return_convergence_delta=True)
     ref, ref_delta = IntegratedGradients(net).attribute(x, target=2, n_steps=10,
@@ -257,7 +271,8 @@ def test_pruned_ig_at_sparsity_zero_equals_captum_ig_and_delta_is_small():
     with torch.no_grad(), CriticalPathway(net).compute(x, 2, 0.7).applied():
         gap = net(x)[:, 2] - net(torch.zeros_like(x))[:, 2]
     # the delta is that of the pruned network, and completeness holds to 1%
-    torch.testing.assert_close(delta, attr.flatten(1).sum(1) - gap, rtol=1e-9, atol=1e-9)
+    rtol, atol = _tol(dtype, tolerance, (1e-9, 1e-9))
+    torch.testing.assert_close(delta, attr.flatten(1).sum(1) - gap, rtol=rtol, atol=atol)
     assert (delta.abs() < 0.01 * gap.abs()).all()
 
 
