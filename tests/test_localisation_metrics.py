@@ -22,16 +22,27 @@ def _stamp_masks(batch=4, size=16):
     return masks
 
 
-def test_perfect_map_scores_zero_and_inverted_four():
-    masks = _stamp_masks()
-    assert torch.allclose(stamp_distance(masks, masks), torch.zeros(4, dtype=torch.float64), atol=1e-12)
-    assert torch.allclose(stamp_distance(1 - masks, masks), torch.full((4,), 4.0, dtype=torch.float64))
+# The metrics accumulate in float64 whatever the input dtype, so the oracle tests below that take
+# ``device, dtype`` keep their float64 tolerances for float32 inputs too; the oracle is computed from
+# the same (dtype-rounded) inputs.
 
 
-def test_equals_two_times_one_minus_pearson():
-    a = torch.randn(3, 3, 10, 10)
-    masks = _stamp_masks(3, 10)
-    s = a.sum(1).flatten(1).double()
+def _f64(device):
+    return {"dtype": torch.float64, "device": device}
+
+
+def test_perfect_map_scores_zero_and_inverted_four(device, dtype):
+    masks = _stamp_masks().to(device, dtype)
+    d = stamp_distance(masks, masks)
+    assert d.dtype == torch.float64 and d.device.type == device.type
+    assert torch.allclose(d, torch.zeros(4, **_f64(device)), atol=1e-12)
+    assert torch.allclose(stamp_distance(1 - masks, masks), torch.full((4,), 4.0, **_f64(device)))
+
+
+def test_equals_two_times_one_minus_pearson(device, dtype):
+    a = torch.randn(3, 3, 10, 10).to(device, dtype)
+    masks = _stamp_masks(3, 10).to(device, dtype)
+    s = a.double().sum(1).flatten(1)
     m = masks.flatten(1).double()
     rho = torch.stack([torch.corrcoef(torch.stack([s[i], m[i]]))[0, 1] for i in range(3)])
     assert torch.allclose(stamp_distance(a, masks), 2 * (1 - rho), atol=1e-10)
@@ -82,22 +93,23 @@ def test_pointing_game():
     assert torch.isnan(pointing_game(a, torch.zeros(2, 1, 8, 8))).all()
 
 
-def test_relevance_mass_and_rank_and_auc_on_known_maps():
-    mask = torch.zeros(1, 1, 2, 2)
+def test_relevance_mass_and_rank_and_auc_on_known_maps(device, dtype):
+    mask = torch.zeros(1, 1, 2, 2, dtype=dtype, device=device)
     mask[0, 0, 0] = 1  # top row
-    a = torch.tensor([[[[3.0, 1.0], [2.0, -5.0]]]])
+    a = torch.tensor([[[[3.0, 1.0], [2.0, -5.0]]]], dtype=dtype, device=device)
     assert relevance_mass_accuracy(a, mask).item() == pytest.approx(4 / 6)
     assert relevance_rank_accuracy(a, mask).item() == pytest.approx(0.5)  # top-2 = {3, 2}
     # positives {3, 1}, negatives {2, -5}: pairs won 3>2, 3>-5, 1>-5; lost 1<2 -> 3/4
     assert roc_auc(a, mask).item() == pytest.approx(0.75)
 
 
-def test_roc_auc_matches_sklearn():
+def test_roc_auc_matches_sklearn(device, dtype):
     sklearn = pytest.importorskip("sklearn.metrics")
     gen = torch.Generator().manual_seed(3)
-    a = torch.randint(0, 5, (3, 1, 9, 9), generator=gen).float()  # many ties
-    masks = (torch.rand(3, 1, 9, 9, generator=gen) < 0.3).float()
-    ours = roc_auc(a, masks)
+    a = torch.randint(0, 5, (3, 1, 9, 9), generator=gen).to(dtype)  # many ties
+    masks = (torch.rand(3, 1, 9, 9, generator=gen) < 0.3).to(dtype)
+    ours = roc_auc(a.to(device), masks.to(device))
+    assert ours.device.type == device.type
     for i in range(3):
         ref = sklearn.roc_auc_score(masks[i].flatten().numpy(), a[i].flatten().numpy())
         assert ours[i].item() == pytest.approx(ref, abs=1e-12)
