@@ -39,18 +39,30 @@ class MarkCounter(nn.Module):
         return (x[:, 0] == 7.0).flatten(1).sum(1, keepdim=True).to(x.dtype)
 
 
-def _setup(batch=3, channels=3, size=4, seed=0):
+def _setup(batch=3, channels=3, size=4, seed=0, device="cpu", dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
     weight = torch.randn(channels, size, size, generator=gen, dtype=torch.float64)
     x = torch.rand(batch, channels, size, size, generator=gen, dtype=torch.float64)
-    return LinearScore(weight), x
+    return LinearScore(weight).to(device, dtype), x.to(device, dtype)
+
+
+def _tol(dtype, tolerance, rtol, atol=0.0):
+    """The test's own float64 tolerance; the shared ``tolerance`` fixture's for float32 (the model
+    runs in float32, the closed form in float64 from the same float32 numbers)."""
+    if dtype == torch.float64:
+        return {"rtol": rtol, "atol": atol}
+    return dict(zip(("rtol", "atol"), tolerance(dtype)))
+
+
+def _np(t):
+    return t.detach().cpu().double().numpy()
 
 
 def _closed_form_deletion(model, x, order, counts, fill, insert=False):
     """f after filling the first counts[s] pixels of ``order`` (per image) with ``fill``
     (``insert``: after filling all the other pixels)."""
-    w = model.weight.detach().numpy()
-    xs = x.numpy()
+    w = _np(model.weight)
+    xs = _np(x)
     out = np.empty((x.shape[0], len(counts)))
     for b in range(x.shape[0]):
         contrib = (w * xs[b]).sum(0).reshape(-1)  # per pixel
@@ -63,10 +75,11 @@ def _closed_form_deletion(model, x, order, counts, fill, insert=False):
     return out
 
 
-def test_perfect_and_reversed_rankings_match_the_closed_form():
-    model, x = _setup()
+def test_perfect_and_reversed_rankings_match_the_closed_form(device, dtype, tolerance):
+    model, x = _setup(device=device, dtype=dtype)
     contributions = (model.weight.detach() * x)  # Integrated gradients of a linear model, exactly
-    per_pixel = contributions.sum(1).flatten(1).numpy()
+    per_pixel = _np(contributions.sum(1).flatten(1))
+    tol = _tol(dtype, tolerance, 1e-12, 1e-12)
     fill = 0.25
     counts = [0, 3, 6, 9, 12, 15, 16]  # 16 pixels, 3 per step, a partial last step
     for attributions, order in [
@@ -74,15 +87,16 @@ def test_perfect_and_reversed_rankings_match_the_closed_form():
         (-contributions, np.argsort(per_pixel, axis=1, kind="stable")),
     ]:
         curve = deletion_curve(model, x, attributions, target=0, inpainter=fill, pixels_per_step=3, softmax=False)
-        np.testing.assert_allclose(curve.fractions.numpy(), np.array(counts) / 16)
+        assert curve.scores.device.type == device.type
+        np.testing.assert_allclose(_np(curve.fractions), np.array(counts) / 16)
         expected = _closed_form_deletion(model, x, order, counts, fill)
-        np.testing.assert_allclose(curve.scores.numpy(), expected, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(curve.auc.numpy(), np.trapezoid(expected, np.array(counts) / 16, axis=1),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(_np(curve.scores), expected, **tol)
+        np.testing.assert_allclose(_np(curve.auc), np.trapezoid(expected, np.array(counts) / 16, axis=1),
+                                   **_tol(dtype, tolerance, 1e-12))
         # insertion keeps the first k pixels and fills the rest: f(fill) + the kept contributions
         ins = insertion_curve(model, x, attributions, target=0, inpainter=fill, pixels_per_step=3, softmax=False)
         expected_ins = _closed_form_deletion(model, x, order, counts, fill, insert=True)
-        np.testing.assert_allclose(ins.scores.numpy(), expected_ins, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(_np(ins.scores), expected_ins, **tol)
         # linear model: deletion and insertion curves sum to f(x) + f(filled image) at every step
         np.testing.assert_allclose(expected + expected_ins, (expected[:, :1] + expected[:, -1:]).repeat(7, 1))
 
@@ -195,22 +209,24 @@ def test_named_fillers_go_through_get_inpainter():
         deletion_curve(model, x, x, target=0, inpainter="no-such-filler")
 
 
-def test_pixel_perturbation_closed_form_morf_and_lerf():
-    model, x = _setup(batch=2, size=10, seed=4)
+def test_pixel_perturbation_closed_form_morf_and_lerf(device, dtype, tolerance):
+    model, x = _setup(batch=2, size=10, seed=4, device=device, dtype=dtype)
     x = x + 1.0
     with torch.no_grad():
         model.weight.abs_()  # positive contributions: p(x) > 0
     contributions = (model.weight.detach() * x).amax(1).flatten(1)  # channel max, the default reduction
     fractions = [0.01, 0.05, 0.1, 0.55]
     counts = [1, 5, 10, 55]
-    clean = model(x)[:, 0].detach().numpy()
+    # the clean score in float64 from the same numbers (like the closed form of the curve)
+    clean = _closed_form_deletion(model, x, np.zeros((2, 1), dtype=int), [0], 0.0)[:, 0]
     for order, sign in [("morf", -1), ("lerf", 1)]:
         result = pixel_perturbation(model, x, model.weight.detach() * x, target=0, fractions=fractions, order=order,
                                     inpainter=0.0, softmax=False)
-        removal = np.argsort(sign * contributions.numpy(), axis=1, kind="stable")
+        assert result.device.type == device.type
+        removal = np.argsort(sign * _np(contributions), axis=1, kind="stable")
         after = _closed_form_deletion(model, x, removal, counts, 0.0)
         expected = np.abs(clean[:, None] - after) / clean[:, None]
-        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-10)
+        np.testing.assert_allclose(_np(result), expected, **_tol(dtype, tolerance, 1e-10))
     a = model.weight.detach() * x
     assert bool((pixel_perturbation(model, x, a, target=0, order="morf", softmax=False)
                  > pixel_perturbation(model, x, a, target=0, order="lerf", softmax=False)).all())
@@ -229,17 +245,17 @@ def test_softmax_target_default_is_the_prediction():
     assert torch.allclose(default.scores[:, -1], model(torch.zeros(1, 3, 8, 8)).softmax(1)[0, predicted].double())
 
 
-def test_insertion_minus_deletion_equals_the_closed_form():
-    model, x = _setup()
+def test_insertion_minus_deletion_equals_the_closed_form(device, dtype, tolerance):
+    model, x = _setup(device=device, dtype=dtype)
     contributions = model.weight.detach() * x
-    order = np.argsort(-contributions.sum(1).flatten(1).numpy(), axis=1, kind="stable")
+    order = np.argsort(-_np(contributions.sum(1).flatten(1)), axis=1, kind="stable")
     counts = [0, 4, 8, 12, 16]
     grid = np.array(counts) / 16
     deletion = _closed_form_deletion(model, x, order, counts, 0.0)
     insertion = _closed_form_deletion(model, x, order, counts, 0.0, insert=True)
     expected = np.trapezoid(insertion, grid, axis=1) - np.trapezoid(deletion, grid, axis=1)
     both = insertion_minus_deletion(model, x, contributions, target=0, softmax=False, pixels_per_step=4)
-    np.testing.assert_allclose(both.numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(_np(both), expected, **_tol(dtype, tolerance, 1e-12))
 
 
 def test_additional_forward_args_follow_their_image():
