@@ -102,18 +102,23 @@ def test_user_callable_goes_through_the_safe_path():
     assert torch.equal(out[~keep], torch.ones_like(out[~keep]))
 
 
-def test_harmonic_matches_exact_sparse_solve():
+def test_harmonic_matches_exact_sparse_solve(device, dtype):
     rng = np.random.default_rng(0)
     image = rng.normal(size=(2, 20, 23)).cumsum(1).cumsum(2) / 10  # smooth-ish random image
     hole = np.zeros((20, 23), dtype=bool)
     hole[4:13, 6:15] = True
     hole[15:, 0:5] = True  # touches the border: Neumann there
+    x = torch.tensor(image, dtype=dtype, device=device)[None]
+    image = x[0].cpu().double().numpy()  # the oracle solves for the dtype-rounded image
     expected = exact_laplace(image, hole)
-    x = torch.tensor(image, dtype=torch.float64)[None]
-    h = torch.tensor(hole)[None, None]
-    converged = HarmonicInpainter(tol=1e-12)(x, h)[0].numpy()
-    assert np.abs(converged - expected).max() < 1e-9
-    default = HarmonicInpainter()(x, h)[0].numpy()
+    h = torch.tensor(hole, device=device)[None, None]
+    # float32 cannot drive the SOR update below ~1e-7 (values up to ~2.6, one ulp ~2e-7): it
+    # solves to 1e-6 and must match the sparse solve to 1e-5 (~40 ulp); float64 to 1e-9
+    solver_tol, bound = (1e-12, 1e-9) if dtype == torch.float64 else (1e-6, 1e-5)
+    converged = HarmonicInpainter(tol=solver_tol)(x, h)
+    assert converged.dtype == dtype and converged.device.type == device.type
+    assert np.abs(converged[0].cpu().double().numpy() - expected).max() < bound
+    default = HarmonicInpainter()(x, h)[0].cpu().double().numpy()
     rmse = np.sqrt(((default - expected)[:, hole] ** 2).mean())
     assert rmse < 0.02 * (image.max() - image.min())
 
@@ -189,17 +194,20 @@ def test_no_hole_returns_input():
     assert torch.equal(HarmonicInpainter()(x, torch.zeros(2, 1, 8, 8)), x)
 
 
-def test_mean_and_constant_values():
-    x = torch.zeros(1, 2, 4, 4)
+def test_mean_and_constant_values(device, dtype, tolerance):
+    x = torch.zeros(1, 2, 4, 4, dtype=dtype, device=device)
     x[:, 0] = 2.0
     x[:, 1, :2] = 4.0
-    holes = torch.zeros(1, 1, 4, 4)
+    holes = torch.zeros(1, 1, 4, 4, dtype=dtype, device=device)
     holes[..., 3, :] = 1
     out = MeanInpainter()(x, holes)
-    assert torch.allclose(out[0, 0, 3], torch.full((4,), 2.0))
-    assert torch.allclose(out[0, 1, 3], torch.full((4,), 8.0 / 3))
+    assert out.dtype == dtype and out.device.type == device.type
+    rtol, atol = tolerance(dtype)
+    full = {"dtype": dtype, "device": device}
+    torch.testing.assert_close(out[0, 0, 3], torch.full((4,), 2.0, **full), rtol=rtol, atol=atol)
+    torch.testing.assert_close(out[0, 1, 3], torch.full((4,), 8.0 / 3, **full), rtol=rtol, atol=atol)
     per_channel = ConstantInpainter(torch.tensor([1.0, -1.0]).view(2, 1, 1))(x, holes)
-    assert torch.equal(per_channel[0, :, 3], torch.tensor([[1.0] * 4, [-1.0] * 4]))
+    assert torch.equal(per_channel[0, :, 3], torch.tensor([[1.0] * 4, [-1.0] * 4], **full))
 
 
 def test_noise_statistics():
