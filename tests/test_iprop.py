@@ -52,18 +52,20 @@ class _Raises(nn.Module):
         raise RuntimeError("boom")
 
 
-def test_equals_propagate_of_the_base_attribution():
-    net, x = _net(), _images()
+def test_equals_propagate_of_the_base_attribution(device, dtype, tolerance):
+    net, x = _net().to(device, dtype), _images().to(device, dtype)
     iprop = IProp(Saliency(net), gamma=0.8, sigma_c=0.2)
     out = iprop.attribute(x, target=1)
     base = Saliency(net).attribute(x, target=1)
     expected = propagate(base, min_max_scale(x), gamma=0.8, sigma_c=0.2)
-    torch.testing.assert_close(out, expected)
+    assert out.dtype == dtype and out.device.type == device.type
+    rtol, atol = tolerance(dtype)
+    torch.testing.assert_close(out, expected, rtol=rtol, atol=atol)
     assert out.shape == x.shape
 
 
-def test_gamma_zero_returns_the_base_method():
-    net, x = _net(), _images()
+def test_gamma_zero_returns_the_base_method(device, dtype):
+    net, x = _net().to(device, dtype), _images().to(device, dtype)
     base = IntegratedGradients(net).attribute(x, target=0, n_steps=8)
     out = IProp(IntegratedGradients(net), gamma=0.0).attribute(x, target=0, n_steps=8)
     assert torch.equal(out, base)
@@ -90,24 +92,28 @@ def test_reward_modes_and_rescale():
     torch.testing.assert_close(0.3 * raw, propagate(maps, guide, gamma=0.7))
 
 
-def test_perturbation_base_method():
-    net, x = _net(), _images()
-    mask = torch.arange(9).view(3, 3).repeat_interleave(4, 0).repeat_interleave(4, 1)
+def test_perturbation_base_method(device, dtype, tolerance):
+    net, x = _net().to(device, dtype), _images().to(device, dtype)
+    mask = torch.arange(9, device=device).view(3, 3).repeat_interleave(4, 0).repeat_interleave(4, 1)
     kwargs = dict(target=1, feature_mask=mask.view(1, 1, 12, 12))
     out = IProp(FeatureAblation(net)).attribute(x, **kwargs)
     base = FeatureAblation(net).attribute(x, **kwargs)
-    torch.testing.assert_close(out, propagate(base, min_max_scale(x)))
+    assert out.dtype == dtype and out.device.type == device.type
+    rtol, atol = tolerance(dtype)
+    torch.testing.assert_close(out, propagate(base, min_max_scale(x)), rtol=rtol, atol=atol)
 
 
-def test_low_resolution_layer_maps_are_upsampled():
-    net, x = _net(), _images()
+def test_low_resolution_layer_maps_are_upsampled(device, dtype, tolerance):
+    net, x = _net().to(device, dtype), _images().to(device, dtype)
     gradcam = LayerGradCam(net, net[2])  # the pooled 4x4 layer
     low = gradcam.attribute(x, target=0)
     assert low.shape[2:] == (4, 4)
     out = IProp(gradcam).attribute(x, target=0)
     upsampled = LayerAttribution.interpolate(low, (12, 12), "bilinear")
     assert out.shape == (2, 1, 12, 12)
-    torch.testing.assert_close(out, propagate(upsampled, min_max_scale(x)))
+    assert out.dtype == dtype and out.device.type == device.type
+    rtol, atol = tolerance(dtype)
+    torch.testing.assert_close(out, propagate(upsampled, min_max_scale(x)), rtol=rtol, atol=atol)
 
 
 def test_tuple_inputs_with_their_own_guides():
