@@ -75,13 +75,14 @@ def _check_known_finite(images: Tensor, holes: Tensor) -> None:
         )
 
 
-def _fallback_like(images: Tensor, fallback: FallbackType) -> Tensor:
+def _fallback_like(images: Tensor, fallback: FallbackType, name: str = "fallback") -> Tensor:
+    """``fallback`` (a number or tensor) broadcast to ``images``; ValueError naming ``name``."""
     value = torch.as_tensor(fallback, dtype=images.dtype, device=images.device)
     try:
         return torch.broadcast_to(value, images.shape)
     except RuntimeError as err:
         raise ValueError(
-            f"`fallback` of shape {tuple(value.shape)} does not broadcast to the images "
+            f"`{name}` of shape {tuple(value.shape)} does not broadcast to the images "
             f"{tuple(images.shape)}"
         ) from err
 

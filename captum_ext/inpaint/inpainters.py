@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from captum_ext._checks import check_int_at_least, check_positive
-from captum_ext.inpaint.base import FallbackType, Inpainter
+from captum_ext.inpaint.base import FallbackType, Inpainter, _fallback_like
 from captum_ext.inpaint.harmonic import _harmonic_fill, _pull_push_fill
 
 
@@ -119,14 +119,7 @@ class ConstantInpainter(Inpainter):
         self.value = value
 
     def fill(self, images: Tensor, holes: Tensor) -> Tensor:
-        value = torch.as_tensor(self.value, dtype=images.dtype, device=images.device)
-        try:
-            return torch.broadcast_to(value, images.shape)
-        except RuntimeError as err:
-            raise ValueError(
-                f"the constant fill of shape {tuple(value.shape)} does not broadcast to the "
-                f"images {tuple(images.shape)}"
-            ) from err
+        return _fallback_like(images, self.value, name="value")
 
     def for_examples(self, index: Tensor) -> "Inpainter":
         value = self.value
