@@ -26,7 +26,7 @@ def test_masks_match_the_pasted_pixels_exactly():
         expected[r : r + 12, c : c + 12] = glyph_mask(GLYPH_NAMES[batch.labels[i]], 12)
         assert torch.equal(fp[i], expected)
     assert not fp[~stamped].any()
-    # outside the footprint the background is a crop of a photo, untouched: redraw with stamps hidden
+    # every stamped image has a footprint (an unstamped one has none, above)
     assert (fp.sum((1, 2)) > 0).eq(stamped).all()
 
 
@@ -50,7 +50,9 @@ def test_stamp_contrasts_with_background():
 def test_dataset_items_and_bad_arguments():
     data = StampedImages(10, image_size=32, stamp_size=8, num_glyphs=3, seed=0)
     image, label, mask = data[3]
-    assert image.shape == (3, 32, 32) and mask.shape == (1, 32, 32) and data.num_classes == 4
+    batch = make_stamped_batch(10, image_size=32, stamp_size=8, num_glyphs=3, seed=0)
+    assert torch.equal(image, batch.images[3]) and torch.equal(mask, batch.masks[3])
+    assert label == batch.labels[3] and data.num_classes == 4
     assert len(data) == 10 and data.class_names[-1] == "no stamp"
     with pytest.raises(ValueError, match="num_glyphs"):
         make_stamped_batch(4, num_glyphs=99)
@@ -66,11 +68,22 @@ def test_glyphs_are_distinct():
     assert torch.cdist(flat, flat).add(torch.eye(len(GLYPH_NAMES)) * 99).min() > 1
 
 
-def test_photos_are_real_colour_images():
+def test_photos_are_scikit_images_colour_photos():
+    import skimage.data
+
+    from captum_ext.data import load_photo
+    from captum_ext.data.photos import PHOTO_NAMES
+
     photos = load_photos(size=32)
-    assert photos.shape == (8, 3, 32, 32)
-    assert photos.min() >= 0 and photos.max() <= 1
-    assert (photos.std(dim=(2, 3)) > 0.02).all()
+    assert len(photos) == len(PHOTO_NAMES)
+    for name, photo in zip(PHOTO_NAMES, photos):
+        raw = getattr(skimage.data, name)()
+        raw = raw[0] if isinstance(raw, tuple) else raw  # stereo_motorcycle: (left, right, disp.)
+        raw = torch.from_numpy(raw[..., :3].copy()).permute(2, 0, 1).float() / 255
+        assert torch.equal(load_photo(name), raw), name  # the photo itself, RGB, / 255
+        # the antialiased resize keeps each channel's mean (a wrong crop or channel would not)
+        torch.testing.assert_close(photo.mean((1, 2)), raw.mean((1, 2)), rtol=0, atol=0.02, msg=name)
+    assert (photos.std(dim=(2, 3)) > 0.02).all()  # no flat channel
 
 
 def test_empty_batch_has_the_shapes_of_a_full_one():
