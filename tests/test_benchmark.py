@@ -1,5 +1,4 @@
 import csv
-import math
 
 import pytest
 import torch
@@ -31,14 +30,27 @@ def test_run_and_write_outputs(tmp_path):
     result = run_benchmark(config, model=model)
     names = [row["method"] for row in result.rows]
     assert names == ["Saliency", "Random"]
-    for row in result.rows:
-        assert 0 <= row["stamp_distance"] <= 4 or math.isnan(row["stamp_distance"])
-        assert row["seconds_per_image"] > 0
+    # the Saliency column is the metric on Captum's |gradient| maps of the held-out images
+    from captum.attr import Saliency
+
+    from captum_ext.benchmark.runner import held_out_images
+    from captum_ext.metrics.localization import stamp_distance
+
+    images, labels, masks = held_out_images(model, 4, config.seed, "cpu", only_correct=False)
+    maps = Saliency(model).attribute(images, target=labels, abs=True)
+    per_image = result.per_image["Saliency"]["stamp_distance"]
+    torch.testing.assert_close(per_image, stamp_distance(maps, masks, abs=True))
+    for row in result.rows:  # each row's number is the mean over the images, none NaN here
+        values = result.per_image[row["method"]]["stamp_distance"]
+        assert row["stamp_distance_nan"] == 0
+        assert row["stamp_distance"] == pytest.approx(float(values.double().mean()), rel=1e-6)
     paths = write_outputs(result, str(tmp_path))
     rows = list(csv.DictReader(open(paths["csv"])))
     assert [r["method"] for r in rows] == names
-    assert paths["png"].stat().st_size > 1000
-    assert "| Saliency |" in paths["markdown"].read_text()
+    assert [float(r["stamp_distance"]) for r in rows] == [row["stamp_distance"] for row in result.rows]
+    saliency = result.rows[0]
+    cell = f"| Saliency | {saliency['stamp_distance']:.3f} ± {saliency['stamp_distance_ci95']:.3f} |"
+    assert cell in paths["markdown"].read_text()
 
 
 def test_unknown_method_is_a_clear_error():
