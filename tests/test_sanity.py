@@ -219,14 +219,23 @@ def test_same_seed_same_result_batched_equals_one_by_one():
         assert torch.allclose(batched.similarities["s"][measure], chunked.similarities["s"][measure], atol=1e-6)
 
 
-def test_plots_are_written(tmp_path):
-    result = cascading_randomization(_net(), {"edges": edge_detector, "Saliency": saliency},
-                                     torch.rand(2, 3, 32, 32), 0)
-    result.plot(str(tmp_path / "curves.png"))
-    result.plot_maps(str(tmp_path / "maps.png"))
-    assert (tmp_path / "curves.png").stat().st_size > 5000
-    assert (tmp_path / "maps.png").stat().st_size > 2000
-    assert result.maps["Saliency"].shape == (4, 1, 32, 32)
+def test_kept_maps_are_the_normalized_maps_of_the_first_image_per_stage():
+    import kornia
+
+    model = _net()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(12))
+    result = cascading_randomization(model, {"edges": edge_detector, "Saliency": saliency}, x, 0)
+    # stage 0 is the trained model's map of image 0; the edge map ignores the model: every
+    # stage shows the same normalized Sobel map, while Saliency's maps change with the weights
+    kept = result.maps["Saliency"]
+    assert kept.shape[:2] == (4, 1)
+    torch.testing.assert_close(kept[0], normalize_abs_map(saliency(model)(x[:1], 0)),
+                               rtol=1e-5, atol=1e-6)  # float32 gradients of a batch of 2 vs 1
+    edges = normalize_abs_map(kornia.filters.sobel(x[:1]))
+    for stage in range(4):
+        torch.testing.assert_close(result.maps["edges"][stage], edges)
+        if stage > 0:
+            assert not torch.allclose(kept[stage], kept[0], atol=1e-3)
 
 
 def test_default_layers_are_top_down():
@@ -268,12 +277,24 @@ def test_sanity_runner_on_registered_methods(tmp_path):
 
     torch.manual_seed(0)
     config = SanityConfig(n_images=2, methods=["Saliency", "Random"], progress=False, only_correct=False)
-    result = run_sanity(config, model=StampNet())
+    model = StampNet()
+    result = run_sanity(config, model=model)
     assert result.stages[0] == "original" and result.stages[1] == "classifier"
     assert result.passed()["Random"] is False  # a map that ignores the model fails
+    # the runner is cascading_randomization of Captum's Saliency on the held-out images
+    from captum_ext.benchmark.runner import held_out_images
+
+    images, labels, _ = held_out_images(model.eval(), 2, 0, "cpu", only_correct=False)
+    direct = cascading_randomization(model, {"Saliency": saliency}, images, labels, seed=0)
+    assert direct.stages == result.stages
+    for measure, values in direct.similarities["Saliency"].items():
+        torch.testing.assert_close(result.similarities["Saliency"][measure], values, equal_nan=True)
+    # the files carry those numbers
     paths = write_sanity_outputs(result, str(tmp_path))
-    assert "| Saliency |" in paths["markdown"].read_text()
-    assert paths["png"].stat().st_size > 5000
+    rows = {(r[0], r[1]): r[2:] for r in (line.split(",") for line in paths["csv"].read_text().splitlines()[1:])}
+    assert rows[("Saliency", "ssim")] == [f"{v:.6f}" for v in result.curve("Saliency", "ssim").tolist()]
+    summary = result.summary()["Saliency"]
+    assert f"| Saliency | {summary:.3f} |" in paths["markdown"].read_text()
 
 
 def test_average_ranks_match_scipy_and_roc_auc_uses_them():
