@@ -46,7 +46,10 @@ def test_clean_accuracy_is_the_independently_trained_models_and_the_fill_covers_
                  inpainter=marking_fill, epochs=2, batch_size=8, train_masks=m, test_masks=m)
     for name in result.accuracy:
         assert torch.equal(result.accuracy[name], again.accuracy[name])
-    assert "| gt |" in result.markdown() and "t = 50 %" in result.markdown()
+    gt = result.accuracy["gt"].tolist()
+    table = result.markdown().splitlines()
+    assert table[0] == "| method | t = 0 % | t = 25 % | t = 50 % |"
+    assert table[2] == f"| gt | {gt[0]:.3f} | {gt[1]:.3f} | {gt[2]:.3f} |"
 
 
 def test_removing_everything_leaves_one_image_and_one_prediction():
