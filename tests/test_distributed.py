@@ -163,7 +163,9 @@ def test_one_rank_api_equals_the_cli(workspace, single):
     config = _config(workspace, workspace / "api", batch_size=3, device="auto")
     summary = evaluate_distributed(config, n_resamples=199, info=RankInfo())
     assert _strip(read_rows(workspace / "api")) == rows
-    assert summary is not None and _summary(workspace / "api") == _summary(out)
+    assert _summary(workspace / "api") == _summary(out)
+    # rank 0 returns the Summary it wrote
+    assert summary.methods == METHODS and summary.paths["csv"] == workspace / "api" / "summary.csv"
 
 
 def test_cli_engine_errors_are_one_line(workspace, capsys):
@@ -184,7 +186,8 @@ def test_two_torchrun_ranks_equal_one_process(workspace, single):
     assert _summary(workspace / "two") == _summary(out)
     writers = {p.name.split("-")[0] for p in (workspace / "two" / "rows").iterdir()}
     assert writers == {"0", "1"}  # both ranks wrote their share
-    assert done.stdout.count("| method") >= 1  # rank 0 printed the summary once
+    tables = (workspace / "two" / "summary.md").read_text().count("| method")
+    assert tables >= 1 and done.stdout.count("| method") == tables  # rank 0 printed the summary once
 
 
 def test_killed_rank_then_resume_equals_uninterrupted(workspace, single):
@@ -224,8 +227,8 @@ def test_local_ray_equals_one_process(workspace, single):
     config = _config(workspace, workspace / "ray")
     summary = evaluate_ray(config, num_workers=2, n_resamples=199, init_kwargs={"num_cpus": 2})
     assert _strip(read_rows(workspace / "ray")) == rows
-    assert summary is not None and _summary(workspace / "ray") == _summary(out)
-    assert len({p.name.rsplit("-", 1)[0] for p in (workspace / "ray" / "rows").iterdir()}) >= 1
+    assert _summary(workspace / "ray") == _summary(out)
+    assert summary.methods == METHODS and summary.paths["csv"] == workspace / "ray" / "summary.csv"
 
 
 def test_ray_engine_without_ray_is_a_clear_error(workspace, monkeypatch, capsys):
