@@ -714,6 +714,17 @@ def gloo_group() -> Any:
         dist.destroy_process_group()
 
 
+def _to_cuda(obj: Any) -> Any:
+    """Every tensor in ``obj`` (nested tuples, lists, dicts) moved to ``cuda``."""
+    if isinstance(obj, Tensor):
+        return obj.cuda()
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to_cuda(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_cuda(o) for k, o in obj.items()}
+    return obj
+
+
 @pytest.mark.parametrize("mode", ("DataParallel", "DistributedDataParallel"))
 @pytest.mark.parametrize("cfg, v", _cases("parallel", per_variant=2))
 def test_data_parallel(cfg: Dict[str, Any], v: Optional[Variant], mode: str, request: Any) -> None:
@@ -721,11 +732,21 @@ def test_data_parallel(cfg: Dict[str, Any], v: Optional[Variant], mode: str, req
     model, args = _fresh(cfg)
     expected = _run(v.build(model, args), v, cfg, args)
     if mode == "DataParallel":
-        wrapped: nn.Module = nn.DataParallel(copy.deepcopy(model))
+        # as Captum's DataParallel tests: on GPUs, model and inputs on cuda, compared with the
+        # CPU result. Without CUDA, nn.DataParallel calls the module itself; the wrapped-module
+        # structure is then covered by the DistributedDataParallel case
+        if not torch.cuda.is_available():
+            pytest.skip("needs CUDA: without it nn.DataParallel is the module itself")
+        wrapped: nn.Module = nn.DataParallel(copy.deepcopy(model).cuda())
+        args = _to_cuda(args)
+        moved = Variant(v.name, v.build, lambda a: _to_cuda(v.kwargs(a)))
+        on_gpu = _as_tuple(_run(v.build(wrapped, args), moved, cfg, args))
+        assert all(a.device.type == "cuda" for a in on_gpu)  # the result follows the inputs
+        actual, expected = tuple(a.cpu() for a in on_gpu), _as_tuple(expected)
     else:
         request.getfixturevalue("gloo_group")
         wrapped = nn.parallel.DistributedDataParallel(copy.deepcopy(model))
-    actual = _run(v.build(wrapped, args), v, cfg, args)
+        actual = _run(v.build(wrapped, args), v, cfg, args)
     _assert_close(actual, expected, cfg.get("dp_delta", 1e-4))
 
 
