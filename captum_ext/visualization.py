@@ -51,10 +51,13 @@ def reduce_attr(attributions: Tensor, sign: str = "absolute_value") -> Tensor:
 
 
 def _scale(maps: Tensor, outlier_perc: float) -> Tensor:
-    """Per-map scale: the (100 - outlier_perc) percentile of |map| (as Captum normalises)."""
-    flat = maps.abs().flatten(1)
-    q = torch.quantile(flat, 1 - outlier_perc / 100.0, dim=1) if flat.shape[1] < 2**24 else flat.amax(1)
-    return q.clamp_min(1e-12)
+    """Per-map scale as Captum's ``_normalize_attr``: the smallest |value| at which the cumulative
+    sum of the sorted |values| reaches ``100 - outlier_perc`` percent of their total."""
+    flat = maps.abs().flatten(1).to(torch.float64).sort(dim=1).values
+    cumulative = flat.cumsum(dim=1)
+    needed = cumulative[:, -1:] * (1 - outlier_perc / 100.0)
+    index = torch.searchsorted(cumulative, needed).clamp_max(flat.shape[1] - 1)
+    return flat.gather(1, index).squeeze(1).to(maps.dtype).clamp_min(1e-12)
 
 
 def visualize_attr_grid(
@@ -75,7 +78,8 @@ def visualize_attr_grid(
             by method name (column titles).
         sign (str): ``"absolute_value"`` (default), ``"all"``, ``"positive"`` or ``"negative"``,
             as in Captum; picks the reduction and the colour map (:data:`SIGN_CMAPS`).
-        outlier_perc (float): the top percent of |values| saturates, as in Captum. Default 2.
+        outlier_perc (float): as Captum's ``visualize_image_attr``: the largest |values|, which
+            together make up this percent of the total |attribution|, saturate. Default 2.
         shared_scale (bool): one scale per row (all methods compared on the same scale) instead
             of one per map. Default False.
         overlay (bool): draw maps over a grey version of the image. Default False.

@@ -23,22 +23,25 @@ def test_grid_layout_and_colour_maps():
     assert axes.shape == (3, 3)
     assert axes[0, 1].get_title() == "one"
     assert axes[1, 2].images[0].get_cmap().name == SIGN_CMAPS["all"]
-    # the panel shows the channel sum over its 98th percentile of |values|, clipped to [-1, 1]
+    # the panel shows the channel sum normalized as Captum's _normalize_attr (outlier_perc 2)
+    from captum.attr._utils.visualization import _normalize_attr
+
     r = maps["two"][1, 0]
-    expected = (r / torch.quantile(r.abs().flatten(), 0.98)).clamp(-1, 1)
+    expected = torch.as_tensor(_normalize_attr(r.numpy(), "all", 2.0)).float()
     assert torch.allclose(torch.as_tensor(axes[1, 2].images[0].get_array()), expected)
 
 
 def test_outlier_perc_saturates_the_top_values_by_hand():
-    # |values| 1..10: the 90th percentile (outlier_perc=10) is 1 + 0.9 * 9 = 9.1, so only
-    # |10| saturates and every other value is v / 9.1 with its sign
+    # Captum's rule: the scale is the smallest |value| whose cumulative sum (sorted ascending)
+    # reaches (100 - outlier_perc) % of the total. |values| 1..10 sum to 55; with outlier_perc=10
+    # the cumulative sums 45 (at 9) < 49.5 <= 55 (at 10): the scale is 10, nothing saturates.
+    # With outlier_perc=20 (44 needed): 45 at 9, so the scale is 9 and |10| saturates.
     values = torch.arange(1.0, 11.0) * torch.tensor([1.0, -1.0] * 5)
-    fig, axes = visualize_attr_grid(torch.rand(1, 3, 1, 10), values.view(1, 1, 1, 10), sign="all",
-                                    outlier_perc=10.0)
-    shown = torch.as_tensor(axes[0, 1].images[0].get_array())[0]
-    expected = values / 9.1
-    expected[-1] = -1.0
-    assert torch.allclose(shown, expected)
+    for outlier_perc, scale in ((10.0, 10.0), (20.0, 9.0)):
+        fig, axes = visualize_attr_grid(torch.rand(1, 3, 1, 10), values.view(1, 1, 1, 10), sign="all",
+                                        outlier_perc=outlier_perc)
+        shown = torch.as_tensor(axes[0, 1].images[0].get_array())[0]
+        assert torch.allclose(shown, (values / scale).clamp(-1, 1))
 
 
 def test_shared_scale_uses_one_scale_per_row():
@@ -111,12 +114,6 @@ def test_no_library_module_switches_the_matplotlib_backend():
         assert "matplotlib.use(" not in path.read_text(), path
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug (docs vs code): visualize_attr_grid says outlier_perc works 'as in Captum', but "
-    "_scale takes the (100 - outlier_perc) percentile of |values|, while Captum's "
-    "_normalize_attr saturates the top values that make up outlier_perc percent of the total "
-    "|attribution| (cumulative sum): on |values| 1..10 with outlier_perc=10 ours divides by "
-    "9.1, Captum by 10"))
 def test_outlier_perc_normalises_as_captum():
     from captum.attr._utils.visualization import _normalize_attr
 
