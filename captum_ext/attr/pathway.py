@@ -41,6 +41,7 @@ from typing import (
     cast,
 )
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -195,10 +196,7 @@ def percentile_threshold(scores: Tensor, q: float) -> Tensor:
     if scores.dim() != 2 or scores.shape[1] == 0:
         raise ValueError(f"`scores` must be (B, N) with N > 0, got {tuple(scores.shape)}")
     n = scores.shape[1]
-    position = q * (n - 1)
-    lower = min(int(math.floor(position)), n - 1)
-    gamma = position - lower
-    need_high = gamma != 0.0 and lower + 2 <= n
+    position, lower, gamma, need_high = _quantile_position(n, q)
     # sorted ascending s_1..s_n: low = s_{lower+1}, high = s_{lower+2}
     if n - lower <= lower + 2:
         top = torch.topk(scores, n - lower, dim=1, largest=True, sorted=False).values
@@ -213,10 +211,98 @@ def percentile_threshold(scores: Tensor, q: float) -> Tensor:
             return bottom.amax(dim=1)
         high = bottom.amax(dim=1)
         low = torch.kthvalue(bottom, lower + 1, dim=1).values
+    return _interpolate(low, high, gamma)
+
+
+def _quantile_position(n: int, q: float) -> Tuple[float, int, float, bool]:
+    """``(position, lower, gamma, need_high)`` of numpy's linear quantile ``q`` of ``n`` values:
+    the result is ``s[lower]`` (0-based, sorted ascending), interpolated towards ``s[lower + 1]``
+    by ``gamma`` when ``need_high``."""
+    position = q * (n - 1)
+    lower = min(int(math.floor(position)), n - 1)
+    gamma = position - lower
+    return position, lower, gamma, gamma != 0.0 and lower + 2 <= n
+
+
+def _interpolate(low: Tensor, high: Tensor, gamma: float) -> Tensor:
+    """numpy's ``_lerp(low, high, gamma)``, the same operations whatever found the values."""
     diff = high - low
     if gamma >= 0.5:
         return high - diff * (1.0 - gamma)
     return low + diff * gamma
+
+
+#: Rows of at least this many units are thresholded on CPU by :func:`_bracketed_statistics`
+#: (``torch.topk`` copies every row into (value, index) pairs: about 7x slower there).
+BRACKET_MIN_UNITS = 1 << 16
+#: Values per row in the strided sample that brackets the order statistics.
+_BRACKET_SAMPLE = 1 << 14
+
+
+def _bracketed_statistics(pieces: Sequence[np.ndarray], lower: int, count: int
+                          ) -> Optional[np.ndarray]:
+    """Sorted values ``lower .. lower + count - 1`` of each row of the (B, N) concatenation of
+    ``pieces`` (each (B, n_i)), exactly, without concatenating; None where the bracket misses.
+
+    A strided sample of each row gives a bound near the wanted ranks (below them when they lie
+    in the upper half, else above); the values on the far side of the bound are only counted,
+    the others are kept, and the wanted ranks are selected from those (``numpy.partition``).
+    When the count shows that the bound was not on the far side, or a kept value is NaN (the
+    order of NaN is left to ``torch.topk``), the result is None and the caller selects as
+    before. Exact in every case that returns values: ties and the bound itself are kept.
+    """
+    n = sum(p.shape[1] for p in pieces)
+    stride = max(1, n // _BRACKET_SAMPLE)
+    upper_half = 2 * lower >= n
+    out = np.empty((pieces[0].shape[0], count), dtype=pieces[0].dtype)
+    for b in range(out.shape[0]):
+        sample = np.concatenate([p[b, ::stride] for p in pieces])
+        ns = sample.shape[0]
+        margin = 2.5 * math.sqrt(ns) + 4.0
+        if upper_half:
+            rank = int(math.floor(lower * ns / n - margin))
+        else:
+            rank = int(math.ceil((lower + count) * ns / n + margin))
+        if rank < 0 or rank >= ns:
+            return None
+        bound = np.partition(sample, rank)[rank]
+        far = 0
+        kept = []
+        for p in pieces:
+            row = p[b]
+            side = row < bound if upper_half else row > bound
+            far += int(np.count_nonzero(side))
+            kept.append(row[~side])
+        values = np.concatenate(kept)
+        first = lower - far if upper_half else lower
+        if first < 0 or first + count > values.shape[0] or np.isnan(values).any():
+            return None
+        ranks = list(range(first, first + count))
+        out[b] = np.partition(values, ranks)[ranks]
+    return out
+
+
+def _pieces_threshold(pieces: Sequence[Tensor], q: float) -> Tensor:
+    """:func:`percentile_threshold` of the (B, N) concatenation of ``pieces`` (each (B, n_i)).
+
+    Large float32/float64 CPU rows go through :func:`_bracketed_statistics` (same order
+    statistics, same interpolation, so bit for bit the same thresholds); anything else, and a
+    missed bracket, through ``torch.topk`` on the concatenation.
+    """
+    n = sum(p.shape[1] for p in pieces)
+    first = pieces[0]
+    if (n >= BRACKET_MIN_UNITS and first.device.type == "cpu"
+            and first.dtype in (torch.float32, torch.float64)
+            and all(p.device == first.device and p.dtype == first.dtype for p in pieces)):
+        _, lower, gamma, need_high = _quantile_position(n, q)
+        stats = _bracketed_statistics([p.detach().numpy() for p in pieces], lower,
+                                      2 if need_high else 1)
+        if stats is not None:
+            values = torch.from_numpy(stats)
+            if not need_high:
+                return values[:, 0].clone()
+            return _interpolate(values[:, 0], values[:, 1], gamma)
+    return percentile_threshold(torch.cat(list(pieces), dim=1), q)
 
 
 def expansion_index(expansion: ExpansionType, rows: int, batch: int,
@@ -590,11 +676,14 @@ class Pathway:
                     "prunable activations differently (input-dependent control flow, or "
                     "`forward_func` does not call `model` exactly once per evaluation)"
                 )
-            key = (index, x.shape[0], x.device)
+            key = (index, x.shape[0], x.device, x.dtype if inplace else None)
             if key not in cache:
                 mask = self.masks[index].to(device=x.device)
                 rows = expansion_index(expansion, x.shape[0], batch, x.device)
-                cache[key] = mask if rows is None else mask[rows]
+                mask = mask if rows is None else mask[rows]
+                # in place: multiply by a 0/1 mask of x's dtype (a bool factor is converted
+                # on every call, forward and backward: several times slower on CPU)
+                cache[key] = mask.to(x.dtype) if inplace and mask.shape == x.shape else mask
             mask = cache[key]
             if mask.shape != x.shape:
                 raise RuntimeError(
@@ -673,6 +762,14 @@ def default_target(output: Tensor, target: TargetType) -> TargetType:
     if target is None and output.dim() == 2 and output.shape[1] > 1:
         return output.argmax(dim=1).detach()
     return target
+
+
+def _taylor_score(a: Tensor, g: Optional[Tensor], dtype: torch.dtype) -> Tensor:
+    """``|g * a|`` in ``dtype`` (zeros where the target does not depend on ``a``)."""
+    if g is None:
+        return torch.zeros(a.shape, dtype=dtype, device=a.device)
+    score = torch.mul(g, a).abs_()
+    return score if score.dtype == dtype else score.to(dtype)
 
 
 def check_inputs(inputs: Any) -> Tuple[Tensor, ...]:
@@ -809,7 +906,7 @@ class CriticalPathway:
             inputs_tuple = tuple(
                 x.detach().requires_grad_(x.is_floating_point()) for x in inputs_tuple
             )
-            sites, taylor, output, target, flat = self._taylor_pass(inputs_tuple, target, args)
+            sites, taylor, output, target = self._taylor_pass(inputs_tuple, target, args)
             if self.scoring == "taylor":
                 scores = taylor
             elif self.scoring == "random":
@@ -821,8 +918,7 @@ class CriticalPathway:
                 scores = self._neuron_int_grad_scores(inputs_tuple, target, args, sites)
         if self.scoring != "taylor":
             del taylor
-            flat = torch.cat([sc.reshape(sc.shape[0], -1) for sc in scores], dim=1)
-        masks, thresholds = threshold_scores(scores, sparsity, flat=flat)
+        masks, thresholds = threshold_scores(scores, sparsity)
         return Pathway(
             model=self.model,
             forward_func=self.forward_func,
@@ -853,12 +949,13 @@ class CriticalPathway:
 
     def _taylor_pass(
         self, inputs: Tuple[Tensor, ...], target: TargetType, args: Any, clone: bool = False
-    ) -> Tuple[List[Any], List[Tensor], Tensor, TargetType, Tensor]:
+    ) -> Tuple[List[Any], List[Tensor], Tensor, TargetType]:
         """One forward + one backward: the calls, ``|a * dS/da|`` per call, output, target.
 
-        The scores are views into one (B, U) buffer (also returned), filled call by call while
-        the activations and gradients are released. Activations are recorded as they are; if a
-        later inplace op changed one (its version moved), the pass is redone with copies.
+        The scores are computed call by call while the activations and gradients are released
+        (one tensor per call: no (B, U) buffer, whose fresh memory costs page faults on CPU).
+        Activations are recorded as they are; if a later inplace op changed one (its version
+        moved), the pass is redone with copies.
         """
         sites: List[Any] = []
         outputs: List[Optional[Tensor]] = []
@@ -892,22 +989,12 @@ class CriticalPathway:
                     selected.sum(), cast(List[Tensor], outputs), allow_unused=True))
         if changed and not clone:
             return self._taylor_pass(inputs, target, args, clone=True)
-        first = cast(Tensor, outputs[0])
-        sizes = [cast(Tensor, a)[0].numel() for a in outputs]
-        flat = torch.empty(batch, sum(sizes), dtype=first.dtype, device=first.device)
+        dtype = cast(Tensor, outputs[0]).dtype
         scores: List[Tensor] = []
-        offset = 0
-        for i, size in enumerate(sizes):
-            a, g = cast(Tensor, outputs[i]), grads[i]
-            view = flat[:, offset:offset + size].view(a.shape)
-            if g is None:
-                view.zero_()
-            else:
-                torch.mul(g, a.detach(), out=view).abs_()
+        for i in range(len(outputs)):
+            scores.append(_taylor_score(cast(Tensor, outputs[i]).detach(), grads[i], dtype))
             outputs[i] = grads[i] = None  # release as we go
-            scores.append(view)
-            offset += size
-        return sites, scores, output, target, flat
+        return sites, scores, output, target
 
     def _neuron_int_grad_scores(
         self,
@@ -1008,9 +1095,11 @@ def threshold_scores(
         thresholds = torch.full((first.shape[0],), -math.inf, dtype=first.dtype,
                                 device=first.device)
         return [torch.ones_like(s, dtype=torch.bool) for s in scores], thresholds
-    if flat is None:
-        flat = torch.cat([s.reshape(s.shape[0], -1) for s in scores], dim=1)
-    thresholds = percentile_threshold(flat, float(sparsity))
+    if flat is not None:
+        thresholds = percentile_threshold(flat, float(sparsity))
+    else:
+        thresholds = _pieces_threshold([s.reshape(s.shape[0], -1) for s in scores],
+                                       float(sparsity))
     shape = (-1,)
     masks = [s > thresholds.view(shape + (1,) * (s.dim() - 1)) for s in scores]
     return masks, thresholds
