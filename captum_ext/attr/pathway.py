@@ -235,8 +235,19 @@ def _interpolate(low: Tensor, high: Tensor, gamma: float) -> Tensor:
 #: Rows of at least this many units are thresholded on CPU by :func:`_bracketed_statistics`
 #: (``torch.topk`` copies every row into (value, index) pairs: about 7x slower there).
 BRACKET_MIN_UNITS = 1 << 16
-#: Values per row in the strided sample that brackets the order statistics.
+#: Values per row in the sample that brackets the order statistics.
 _BRACKET_SAMPLE = 1 << 14
+
+
+def _bracket_sample(sizes: Sequence[int]) -> List[np.ndarray]:
+    """Positions sampled from pieces of ``sizes`` units: about ``_BRACKET_SAMPLE`` in all,
+    each piece in proportion, drawn uniformly by a generator seeded with the sizes (the same
+    positions every time, and no pattern of the units, such as a stride-2 checkerboard, can
+    line up with them; the global RNG is not touched)."""
+    n = sum(sizes)
+    rng = np.random.default_rng([n, len(sizes)])
+    return [rng.integers(0, size, size=max(1, -(-size * _BRACKET_SAMPLE // n)))
+            for size in sizes]
 
 
 def _bracketed_statistics(pieces: Sequence[np.ndarray], lower: int, count: int
@@ -244,41 +255,52 @@ def _bracketed_statistics(pieces: Sequence[np.ndarray], lower: int, count: int
     """Sorted values ``lower .. lower + count - 1`` of each row of the (B, N) concatenation of
     ``pieces`` (each (B, n_i)), exactly, without concatenating; None where the bracket misses.
 
-    A strided sample of each row gives a bound near the wanted ranks (below them when they lie
-    in the upper half, else above); the values on the far side of the bound are only counted,
-    the others are kept, and the wanted ranks are selected from those (``numpy.partition``).
-    When the count shows that the bound was not on the far side, or a kept value is NaN (the
-    order of NaN is left to ``torch.topk``), the result is None and the caller selects as
-    before. Exact in every case that returns values: ties and the bound itself are kept.
+    A sample of each row (:func:`_bracket_sample`) gives two bounds around the wanted ranks
+    (five standard deviations of the sample rank beyond them); the values below the lower
+    bound are only counted, those above the upper bound dropped, and the wanted ranks are
+    selected from the few in between (``numpy.partition``). When the counts show that the
+    bounds do not enclose the wanted ranks, or a kept value is NaN (NaN is left to
+    ``torch.topk``), the result is None and the caller selects as before. Exact in every case
+    that returns values: ties and the bounds themselves are kept.
     """
     n = sum(p.shape[1] for p in pieces)
-    stride = max(1, n // _BRACKET_SAMPLE)
-    upper_half = 2 * lower >= n
+    positions = _bracket_sample([p.shape[1] for p in pieces])
     out = np.empty((pieces[0].shape[0], count), dtype=pieces[0].dtype)
     for b in range(out.shape[0]):
-        sample = np.concatenate([p[b, ::stride] for p in pieces])
+        sample = np.concatenate([p[b, i] for p, i in zip(pieces, positions)])
         ns = sample.shape[0]
-        margin = 2.5 * math.sqrt(ns) + 4.0
-        if upper_half:
-            rank = int(math.floor(lower * ns / n - margin))
-        else:
-            rank = int(math.ceil((lower + count) * ns / n + margin))
-        if rank < 0 or rank >= ns:
-            return None
-        bound = np.partition(sample, rank)[rank]
-        far = 0
-        kept = []
+        p_low, p_high = lower / n, (lower + count) / n
+        low_rank = int(math.floor(
+            p_low * ns - 5.0 * math.sqrt(ns * p_low * (1.0 - p_low)) - 4.0))
+        high_rank = int(math.ceil(
+            p_high * ns + 5.0 * math.sqrt(ns * p_high * (1.0 - p_high)) + 4.0))
+        ranks = [r for r in (low_rank, high_rank) if 0 <= r < ns]
+        bounds = np.partition(sample, ranks) if ranks else sample
+        low = bounds[low_rank] if low_rank >= 0 else -np.inf
+        high = bounds[high_rank] if high_rank < ns else np.inf
+        below = inside = 0
+        masks = []
         for p in pieces:
             row = p[b]
-            side = row < bound if upper_half else row > bound
-            far += int(np.count_nonzero(side))
-            kept.append(row[~side])
-        values = np.concatenate(kept)
-        first = lower - far if upper_half else lower
-        if first < 0 or first + count > values.shape[0] or np.isnan(values).any():
+            mask = row < low
+            below += int(np.count_nonzero(mask))
+            np.logical_or(mask, row > high, out=mask)
+            np.logical_not(mask, out=mask)  # low <= value <= high, or NaN
+            inside += int(np.count_nonzero(mask))
+            masks.append(mask)
+        first = lower - below
+        if first < 0 or first + count > inside:
             return None
-        ranks = list(range(first, first + count))
-        out[b] = np.partition(values, ranks)[ranks]
+        if low == high:  # all tied (dead units): no need to gather them, only to rule out NaN
+            if sum(int(np.count_nonzero(p[b] == low)) for p in pieces) != inside:
+                return None
+            out[b] = low
+            continue
+        values = np.concatenate([p[b][mask] for p, mask in zip(pieces, masks)])
+        if np.isnan(values).any():
+            return None
+        wanted = list(range(first, first + count))
+        out[b] = np.partition(values, wanted)[wanted]
     return out
 
 
@@ -902,6 +924,12 @@ class CriticalPathway:
             raise ValueError("`inputs` has an empty batch: there is no pathway to compute")
         check_target(target, batch)
         args = _format_additional_forward_args(additional_forward_args)
+        return self._compute(inputs_tuple, target, sparsity, args, keep_scores)
+
+    def _compute(self, inputs_tuple: Tuple[Tensor, ...], target: TargetType, sparsity: float,
+                 args: Any, keep_scores: bool) -> Pathway:
+        """:meth:`compute` on arguments already checked and formatted (``PrunedAttribution``
+        checks them itself: the finiteness check is a pass over the inputs)."""
         with preserved_model_state(self.model):
             inputs_tuple = tuple(
                 x.detach().requires_grad_(x.is_floating_point()) for x in inputs_tuple
