@@ -129,11 +129,11 @@ def _large_scores(dtype):
     return scores
 
 
-def _order_statistics(scores, q):
+def _order_statistics(scores, q, workers=1):
     flat = [s.reshape(s.shape[0], -1) for s in scores]
     _, lower, _, need_high = pathway_module._quantile_position(sum(f.shape[1] for f in flat), q)
     return pathway_module._bracketed_statistics([f.numpy() for f in flat], lower,
-                                                2 if need_high else 1)
+                                                2 if need_high else 1, workers)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -142,7 +142,9 @@ def test_bracketed_threshold_of_large_rows_equals_numpy(q, dtype):
     scores = _large_scores(dtype)
     flat = torch.cat([s.reshape(3, -1) for s in scores], 1)
     assert flat.shape[1] >= pathway_module.BRACKET_MIN_UNITS
-    assert _order_statistics(scores, q) is not None  # the bracketed selection is used
+    serial = _order_statistics(scores, q)
+    assert serial is not None  # the bracketed selection is used
+    assert np.array_equal(_order_statistics(scores, q, workers=2), serial)  # rows in threads
     masks, thr = threshold_scores(scores, q)
     expected = np.quantile(flat.numpy(), q, axis=1, method="linear")
     assert thr.dtype == dtype and np.array_equal(thr.numpy(), expected)

@@ -25,6 +25,7 @@ forward batch of size ``k * B`` by an *expansion* rule (see :func:`expansion_ind
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import (
@@ -250,8 +251,8 @@ def _bracket_sample(sizes: Sequence[int]) -> List[np.ndarray]:
             for size in sizes]
 
 
-def _bracketed_statistics(pieces: Sequence[np.ndarray], lower: int, count: int
-                          ) -> Optional[np.ndarray]:
+def _bracketed_statistics(pieces: Sequence[np.ndarray], lower: int, count: int,
+                          workers: int = 1) -> Optional[np.ndarray]:
     """Sorted values ``lower .. lower + count - 1`` of each row of the (B, N) concatenation of
     ``pieces`` (each (B, n_i)), exactly, without concatenating; None where the bracket misses.
 
@@ -261,47 +262,60 @@ def _bracketed_statistics(pieces: Sequence[np.ndarray], lower: int, count: int
     selected from the few in between (``numpy.partition``). When the counts show that the
     bounds do not enclose the wanted ranks, or a kept value is NaN (NaN is left to
     ``torch.topk``), the result is None and the caller selects as before. Exact in every case
-    that returns values: ties and the bounds themselves are kept.
+    that returns values: ties and the bounds themselves are kept. Rows are shared among
+    ``workers`` threads (numpy releases the GIL in these operations).
     """
-    n = sum(p.shape[1] for p in pieces)
     positions = _bracket_sample([p.shape[1] for p in pieces])
-    out = np.empty((pieces[0].shape[0], count), dtype=pieces[0].dtype)
-    for b in range(out.shape[0]):
-        sample = np.concatenate([p[b, i] for p, i in zip(pieces, positions)])
-        ns = sample.shape[0]
-        p_low, p_high = lower / n, (lower + count) / n
-        low_rank = int(math.floor(
-            p_low * ns - 5.0 * math.sqrt(ns * p_low * (1.0 - p_low)) - 4.0))
-        high_rank = int(math.ceil(
-            p_high * ns + 5.0 * math.sqrt(ns * p_high * (1.0 - p_high)) + 4.0))
-        ranks = [r for r in (low_rank, high_rank) if 0 <= r < ns]
-        bounds = np.partition(sample, ranks) if ranks else sample
-        low = bounds[low_rank] if low_rank >= 0 else -np.inf
-        high = bounds[high_rank] if high_rank < ns else np.inf
-        below = inside = 0
-        masks = []
-        for p in pieces:
-            row = p[b]
-            mask = row < low
-            below += int(np.count_nonzero(mask))
-            np.logical_or(mask, row > high, out=mask)
-            np.logical_not(mask, out=mask)  # low <= value <= high, or NaN
-            inside += int(np.count_nonzero(mask))
-            masks.append(mask)
-        first = lower - below
-        if first < 0 or first + count > inside:
+    rows = range(pieces[0].shape[0])
+
+    def row(b: int) -> Optional[np.ndarray]:
+        return _bracketed_row([p[b] for p in pieces], positions, lower, count)
+
+    if workers > 1 and len(rows) > 1:
+        with ThreadPoolExecutor(min(workers, len(rows))) as pool:
+            found = list(pool.map(row, rows))
+    else:
+        found = [row(b) for b in rows]
+    if any(f is None for f in found):
+        return None
+    return np.stack(cast(List[np.ndarray], found))
+
+
+def _bracketed_row(pieces: Sequence[np.ndarray], positions: Sequence[np.ndarray], lower: int,
+                   count: int) -> Optional[np.ndarray]:
+    """:func:`_bracketed_statistics` of one row given as 1-D ``pieces``."""
+    n = sum(p.shape[0] for p in pieces)
+    sample = np.concatenate([p[i] for p, i in zip(pieces, positions)])
+    ns = sample.shape[0]
+    p_low, p_high = lower / n, (lower + count) / n
+    low_rank = int(math.floor(p_low * ns - 5.0 * math.sqrt(ns * p_low * (1.0 - p_low)) - 4.0))
+    high_rank = int(math.ceil(
+        p_high * ns + 5.0 * math.sqrt(ns * p_high * (1.0 - p_high)) + 4.0))
+    ranks = [r for r in (low_rank, high_rank) if 0 <= r < ns]
+    bounds = np.partition(sample, ranks) if ranks else sample
+    low = bounds[low_rank] if low_rank >= 0 else -np.inf
+    high = bounds[high_rank] if high_rank < ns else np.inf
+    below = inside = 0
+    masks = []
+    for p in pieces:
+        mask = p < low
+        below += int(np.count_nonzero(mask))
+        np.logical_or(mask, p > high, out=mask)
+        np.logical_not(mask, out=mask)  # low <= value <= high, or NaN
+        inside += int(np.count_nonzero(mask))
+        masks.append(mask)
+    first = lower - below
+    if first < 0 or first + count > inside:
+        return None
+    if low == high:  # all tied (dead units): no need to gather them, only to rule out NaN
+        if sum(int(np.count_nonzero(p == low)) for p in pieces) != inside:
             return None
-        if low == high:  # all tied (dead units): no need to gather them, only to rule out NaN
-            if sum(int(np.count_nonzero(p[b] == low)) for p in pieces) != inside:
-                return None
-            out[b] = low
-            continue
-        values = np.concatenate([p[b][mask] for p, mask in zip(pieces, masks)])
-        if np.isnan(values).any():
-            return None
-        wanted = list(range(first, first + count))
-        out[b] = np.partition(values, wanted)[wanted]
-    return out
+        return np.full(count, low, dtype=pieces[0].dtype)
+    values = np.concatenate([p[mask] for p, mask in zip(pieces, masks)])
+    if np.isnan(values).any():
+        return None
+    wanted = list(range(first, first + count))
+    return np.partition(values, wanted)[wanted]
 
 
 def _pieces_threshold(pieces: Sequence[Tensor], q: float) -> Tensor:
@@ -318,7 +332,7 @@ def _pieces_threshold(pieces: Sequence[Tensor], q: float) -> Tensor:
             and all(p.device == first.device and p.dtype == first.dtype for p in pieces)):
         _, lower, gamma, need_high = _quantile_position(n, q)
         stats = _bracketed_statistics([p.detach().numpy() for p in pieces], lower,
-                                      2 if need_high else 1)
+                                      2 if need_high else 1, torch.get_num_threads())
         if stats is not None:
             values = torch.from_numpy(stats)
             if not need_high:
