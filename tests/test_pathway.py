@@ -177,6 +177,33 @@ def test_bracketed_threshold_leaves_nan_to_topk(q):
                                rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("sparsity", [0.0, 0.6])
+def test_factors_are_the_masks_in_the_activation_dtype_and_prune_alike(sparsity):
+    # PrunedAttribution's pathway carries 0/1 factors (written over the scores) for in-place
+    # masking; they must equal the masks and give the same pruned network
+    torch.manual_seed(5)
+    net = SmallCNN().double().eval()
+    x = torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    finder = CriticalPathway(net)
+    pathway = finder._compute((x,), 1, sparsity, None, keep_scores=False, factors=True)
+    reference = finder.compute(x, 1, sparsity)
+    assert all(torch.equal(m, r) for m, r in zip(pathway.masks, reference.masks))
+    if sparsity == 0:
+        assert pathway.factors is None
+        return
+    assert pathway.factors is not None and pathway.scores == []
+    for factor, mask in zip(pathway.factors, pathway.masks):
+        assert factor.dtype == torch.float64 and torch.equal(factor, mask.double())
+    z = x.clone().requires_grad_()
+    with pathway.applied():
+        (with_factors,) = torch.autograd.grad(net(z)[:, 1].sum(), z)
+    with reference.applied():
+        (with_masks,) = torch.autograd.grad(net(z)[:, 1].sum(), z)
+    assert torch.equal(with_factors, with_masks)
+    assert torch.equal(PathwayGradient(net, sparsity=sparsity).attribute(x, target=1),
+                       with_masks)
+
+
 def test_sparsity_zero_keeps_every_unit_even_ties():
     scores = [torch.zeros(2, 3), torch.tensor([[0.0, 1.0], [0.0, 0.0]])]
     masks, thr = threshold_scores(scores, 0.0)

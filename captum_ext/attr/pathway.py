@@ -625,6 +625,11 @@ class Pathway:
         clean_output (Tensor): the unpruned forward output (detached), for diagnostics.
         families (tuple of str): the activation families intercepted.
         module_types (tuple of type): the hooked module types.
+        factors (list of Tensor, optional): the masks as 0/1 tensors of the scores' dtype
+                    (the memory of the scores, which they replace), used by in-place masking
+                    instead of converting ``masks`` (a conversion into fresh memory costs
+                    about a tenth of a forward + backward pass on CPU). Set only by
+                    ``PrunedAttribution`` for its own pass; None otherwise.
 
     Examples::
 
@@ -645,6 +650,7 @@ class Pathway:
     clean_output: Optional[Tensor] = field(default=None, repr=False)
     families: Tuple[str, ...] = ACTIVATIONS
     module_types: Tuple[Type[nn.Module], ...] = ()
+    factors: Optional[List[Tensor]] = field(default=None, repr=False, compare=False)
 
     @property
     def batch_size(self) -> int:
@@ -714,12 +720,19 @@ class Pathway:
                 )
             key = (index, x.shape[0], x.device, x.dtype if inplace else None)
             if key not in cache:
-                mask = self.masks[index].to(device=x.device)
                 rows = expansion_index(expansion, x.shape[0], batch, x.device)
-                mask = mask if rows is None else mask[rows]
-                # in place: multiply by a 0/1 mask of x's dtype (a bool factor is converted
-                # on every call, forward and backward: several times slower on CPU)
-                cache[key] = mask.to(x.dtype) if inplace and mask.shape == x.shape else mask
+                factor = None if self.factors is None else self.factors[index]
+                if (inplace and rows is None and factor is not None
+                        and factor.dtype == x.dtype and factor.device == x.device):
+                    mask = factor
+                else:
+                    mask = self.masks[index].to(device=x.device)
+                    mask = mask if rows is None else mask[rows]
+                    # in place: multiply by a 0/1 mask of x's dtype (a bool factor is
+                    # converted on every call, forward and backward: several times slower)
+                    if inplace and mask.shape == x.shape:
+                        mask = mask.to(x.dtype)
+                cache[key] = mask
             mask = cache[key]
             if mask.shape != x.shape:
                 raise RuntimeError(
@@ -941,9 +954,11 @@ class CriticalPathway:
         return self._compute(inputs_tuple, target, sparsity, args, keep_scores)
 
     def _compute(self, inputs_tuple: Tuple[Tensor, ...], target: TargetType, sparsity: float,
-                 args: Any, keep_scores: bool) -> Pathway:
+                 args: Any, keep_scores: bool, factors: bool = False) -> Pathway:
         """:meth:`compute` on arguments already checked and formatted (``PrunedAttribution``
-        checks them itself: the finiteness check is a pass over the inputs)."""
+        checks them itself: the finiteness check is a pass over the inputs). With
+        ``factors`` (and neither ``keep_scores`` nor ``sparsity = 0``), the scores are
+        overwritten by the 0/1 masks in their own dtype: ``Pathway.factors``."""
         with preserved_model_state(self.model):
             inputs_tuple = tuple(
                 x.detach().requires_grad_(x.is_floating_point()) for x in inputs_tuple
@@ -961,6 +976,10 @@ class CriticalPathway:
         if self.scoring != "taylor":
             del taylor
         masks, thresholds = threshold_scores(scores, sparsity)
+        kept: Optional[List[Tensor]] = None
+        if factors and not keep_scores and sparsity > 0:
+            # the same comparison as the masks, written over the scores (memory in use)
+            kept = [sc.gt_(thresholds.view((-1,) + (1,) * (sc.dim() - 1))) for sc in scores]
         return Pathway(
             model=self.model,
             forward_func=self.forward_func,
@@ -973,6 +992,7 @@ class CriticalPathway:
             clean_output=output.detach(),
             families=self.families,
             module_types=self.module_types,
+            factors=kept,
         )
 
     # -- scoring passes ----------------------------------------------------------------------

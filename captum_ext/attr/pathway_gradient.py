@@ -316,7 +316,8 @@ class PrunedAttribution(GradientAttribution):
                     target = default_target(output, target)
                 return call(target)
             pathway = self.finder._compute(
-                inputs_tuple, target, self.sparsity, args, keep_scores=return_diagnostics
+                inputs_tuple, target, self.sparsity, args, keep_scores=return_diagnostics,
+                factors=True,
             )
             with pathway.applied(self.expansion):
                 result = call(pathway.target)
