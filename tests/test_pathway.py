@@ -117,6 +117,93 @@ def test_threshold_scores_prunes_score_le_numpy_percentile(q):
     assert (1 - got.mean(1) >= q * (n - 1) / n - 1e-12).all()
 
 
+def _large_scores(dtype):
+    """Three calls with 2^16 + 1200 units per sample: half tied at 0, a plateau, random rest."""
+    g = torch.Generator().manual_seed(3)
+    scores = [torch.rand(3, 64, 16, 16, generator=g, dtype=dtype),
+              torch.rand(3, 48000, generator=g, dtype=dtype),
+              torch.rand(3, 2, 600, generator=g, dtype=dtype)]
+    scores[0][:, :32] = 0.0
+    scores[1][:, ::2] = 0.0
+    scores[1][1, 1:20000:2] = 0.25
+    return scores
+
+
+def _order_statistics(scores, q, workers=1):
+    flat = [s.reshape(s.shape[0], -1) for s in scores]
+    _, lower, _, need_high = pathway_module._quantile_position(sum(f.shape[1] for f in flat), q)
+    return pathway_module._bracketed_statistics([f.numpy() for f in flat], lower,
+                                                2 if need_high else 1, workers)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("q", [0.05, 0.3, 0.5, 0.7, 0.85, 0.95, 0.9999])
+def test_bracketed_threshold_of_large_rows_equals_numpy(q, dtype):
+    scores = _large_scores(dtype)
+    flat = torch.cat([s.reshape(3, -1) for s in scores], 1)
+    assert flat.shape[1] >= pathway_module.BRACKET_MIN_UNITS
+    serial = _order_statistics(scores, q)
+    assert serial is not None  # the bracketed selection is used
+    assert np.array_equal(_order_statistics(scores, q, workers=2), serial)  # rows in threads
+    masks, thr = threshold_scores(scores, q)
+    expected = np.quantile(flat.numpy(), q, axis=1, method="linear")
+    assert thr.dtype == dtype and np.array_equal(thr.numpy(), expected)
+    assert torch.equal(thr, percentile_threshold(flat, q))
+    got = torch.cat([m.reshape(3, -1) for m in masks], 1).numpy()
+    np.testing.assert_array_equal(got, flat.numpy() > expected[:, None])
+
+
+@pytest.mark.parametrize("q, shift", [(0.9, 10.0), (0.1, -10.0)])
+def test_bracketed_threshold_falls_back_when_the_sample_misleads(q, shift):
+    # every sampled position is moved far beyond the wanted ranks: the bound lands on the
+    # wrong side, the count shows it, and torch.topk selects instead
+    n = 2 * pathway_module.BRACKET_MIN_UNITS
+    x = torch.rand(2, n, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    (positions,) = pathway_module._bracket_sample([n])
+    x[:, torch.from_numpy(positions)] += shift
+    assert _order_statistics([x], q) is None
+    _, thr = threshold_scores([x], q)
+    assert np.array_equal(thr.numpy(), np.quantile(x.numpy(), q, axis=1, method="linear"))
+
+
+@pytest.mark.parametrize("q", [0.3, 0.95])  # 0.3: both bounds on the tied zeros
+def test_bracketed_threshold_leaves_nan_to_topk(q):
+    scores = _large_scores(torch.float32)
+    scores[1][0, 5] = float("nan")
+    assert _order_statistics(scores, q) is None
+    _, thr = threshold_scores(scores, q)
+    flat = torch.cat([s.reshape(3, -1) for s in scores], 1)
+    torch.testing.assert_close(thr, percentile_threshold(flat, q), equal_nan=True,
+                               rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.6])
+def test_factors_are_the_masks_in_the_activation_dtype_and_prune_alike(sparsity):
+    # PrunedAttribution's pathway carries 0/1 factors (written over the scores) for in-place
+    # masking; they must equal the masks and give the same pruned network
+    torch.manual_seed(5)
+    net = SmallCNN().double().eval()
+    x = torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    finder = CriticalPathway(net)
+    pathway = finder._compute((x,), 1, sparsity, None, keep_scores=False, factors=True)
+    reference = finder.compute(x, 1, sparsity)
+    assert all(torch.equal(m, r) for m, r in zip(pathway.masks, reference.masks))
+    if sparsity == 0:
+        assert pathway.factors is None
+        return
+    assert pathway.factors is not None and pathway.scores == []
+    for factor, mask in zip(pathway.factors, pathway.masks):
+        assert factor.dtype == torch.float64 and torch.equal(factor, mask.double())
+    z = x.clone().requires_grad_()
+    with pathway.applied():
+        (with_factors,) = torch.autograd.grad(net(z)[:, 1].sum(), z)
+    with reference.applied():
+        (with_masks,) = torch.autograd.grad(net(z)[:, 1].sum(), z)
+    assert torch.equal(with_factors, with_masks)
+    assert torch.equal(PathwayGradient(net, sparsity=sparsity).attribute(x, target=1),
+                       with_masks)
+
+
 def test_sparsity_zero_keeps_every_unit_even_ties():
     scores = [torch.zeros(2, 3), torch.tensor([[0.0, 1.0], [0.0, 0.0]])]
     masks, thr = threshold_scores(scores, 0.0)

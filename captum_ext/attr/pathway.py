@@ -25,6 +25,7 @@ forward batch of size ``k * B`` by an *expansion* rule (see :func:`expansion_ind
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import (
@@ -41,6 +42,7 @@ from typing import (
     cast,
 )
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -195,10 +197,7 @@ def percentile_threshold(scores: Tensor, q: float) -> Tensor:
     if scores.dim() != 2 or scores.shape[1] == 0:
         raise ValueError(f"`scores` must be (B, N) with N > 0, got {tuple(scores.shape)}")
     n = scores.shape[1]
-    position = q * (n - 1)
-    lower = min(int(math.floor(position)), n - 1)
-    gamma = position - lower
-    need_high = gamma != 0.0 and lower + 2 <= n
+    position, lower, gamma, need_high = _quantile_position(n, q)
     # sorted ascending s_1..s_n: low = s_{lower+1}, high = s_{lower+2}
     if n - lower <= lower + 2:
         top = torch.topk(scores, n - lower, dim=1, largest=True, sorted=False).values
@@ -213,10 +212,133 @@ def percentile_threshold(scores: Tensor, q: float) -> Tensor:
             return bottom.amax(dim=1)
         high = bottom.amax(dim=1)
         low = torch.kthvalue(bottom, lower + 1, dim=1).values
+    return _interpolate(low, high, gamma)
+
+
+def _quantile_position(n: int, q: float) -> Tuple[float, int, float, bool]:
+    """``(position, lower, gamma, need_high)`` of numpy's linear quantile ``q`` of ``n`` values:
+    the result is ``s[lower]`` (0-based, sorted ascending), interpolated towards ``s[lower + 1]``
+    by ``gamma`` when ``need_high``."""
+    position = q * (n - 1)
+    lower = min(int(math.floor(position)), n - 1)
+    gamma = position - lower
+    return position, lower, gamma, gamma != 0.0 and lower + 2 <= n
+
+
+def _interpolate(low: Tensor, high: Tensor, gamma: float) -> Tensor:
+    """numpy's ``_lerp(low, high, gamma)``, the same operations whatever found the values."""
     diff = high - low
     if gamma >= 0.5:
         return high - diff * (1.0 - gamma)
     return low + diff * gamma
+
+
+#: Rows of at least this many units are thresholded on CPU by :func:`_bracketed_statistics`
+#: (``torch.topk`` copies every row into (value, index) pairs: about 7x slower there).
+BRACKET_MIN_UNITS = 1 << 16
+#: Values per row in the sample that brackets the order statistics.
+_BRACKET_SAMPLE = 1 << 14
+
+
+def _bracket_sample(sizes: Sequence[int]) -> List[np.ndarray]:
+    """Positions sampled from pieces of ``sizes`` units: about ``_BRACKET_SAMPLE`` in all,
+    each piece in proportion, drawn uniformly by a generator seeded with the sizes (the same
+    positions every time, and no pattern of the units, such as a stride-2 checkerboard, can
+    line up with them; the global RNG is not touched)."""
+    n = sum(sizes)
+    rng = np.random.default_rng([n, len(sizes)])
+    return [rng.integers(0, size, size=max(1, -(-size * _BRACKET_SAMPLE // n)))
+            for size in sizes]
+
+
+def _bracketed_statistics(pieces: Sequence[np.ndarray], lower: int, count: int,
+                          workers: int = 1) -> Optional[np.ndarray]:
+    """Sorted values ``lower .. lower + count - 1`` of each row of the (B, N) concatenation of
+    ``pieces`` (each (B, n_i)), exactly, without concatenating; None where the bracket misses.
+
+    A sample of each row (:func:`_bracket_sample`) gives two bounds around the wanted ranks
+    (five standard deviations of the sample rank beyond them); the values below the lower
+    bound are only counted, those above the upper bound dropped, and the wanted ranks are
+    selected from the few in between (``numpy.partition``). When the counts show that the
+    bounds do not enclose the wanted ranks, or a kept value is NaN (NaN is left to
+    ``torch.topk``), the result is None and the caller selects as before. Exact in every case
+    that returns values: ties and the bounds themselves are kept. Rows are shared among
+    ``workers`` threads (numpy releases the GIL in these operations).
+    """
+    positions = _bracket_sample([p.shape[1] for p in pieces])
+    rows = range(pieces[0].shape[0])
+
+    def row(b: int) -> Optional[np.ndarray]:
+        return _bracketed_row([p[b] for p in pieces], positions, lower, count)
+
+    if workers > 1 and len(rows) > 1:
+        with ThreadPoolExecutor(min(workers, len(rows))) as pool:
+            found = list(pool.map(row, rows))
+    else:
+        found = [row(b) for b in rows]
+    if any(f is None for f in found):
+        return None
+    return np.stack(cast(List[np.ndarray], found))
+
+
+def _bracketed_row(pieces: Sequence[np.ndarray], positions: Sequence[np.ndarray], lower: int,
+                   count: int) -> Optional[np.ndarray]:
+    """:func:`_bracketed_statistics` of one row given as 1-D ``pieces``."""
+    n = sum(p.shape[0] for p in pieces)
+    sample = np.concatenate([p[i] for p, i in zip(pieces, positions)])
+    ns = sample.shape[0]
+    p_low, p_high = lower / n, (lower + count) / n
+    low_rank = int(math.floor(p_low * ns - 5.0 * math.sqrt(ns * p_low * (1.0 - p_low)) - 4.0))
+    high_rank = int(math.ceil(
+        p_high * ns + 5.0 * math.sqrt(ns * p_high * (1.0 - p_high)) + 4.0))
+    ranks = [r for r in (low_rank, high_rank) if 0 <= r < ns]
+    bounds = np.partition(sample, ranks) if ranks else sample
+    low = bounds[low_rank] if low_rank >= 0 else -np.inf
+    high = bounds[high_rank] if high_rank < ns else np.inf
+    below = inside = 0
+    masks = []
+    for p in pieces:
+        mask = p < low
+        below += int(np.count_nonzero(mask))
+        np.logical_or(mask, p > high, out=mask)
+        np.logical_not(mask, out=mask)  # low <= value <= high, or NaN
+        inside += int(np.count_nonzero(mask))
+        masks.append(mask)
+    first = lower - below
+    if first < 0 or first + count > inside:
+        return None
+    if low == high:  # all tied (dead units): no need to gather them, only to rule out NaN
+        if sum(int(np.count_nonzero(p == low)) for p in pieces) != inside:
+            return None
+        return np.full(count, low, dtype=pieces[0].dtype)
+    values = np.concatenate([p[mask] for p, mask in zip(pieces, masks)])
+    if np.isnan(values).any():
+        return None
+    wanted = list(range(first, first + count))
+    return np.partition(values, wanted)[wanted]
+
+
+def _pieces_threshold(pieces: Sequence[Tensor], q: float) -> Tensor:
+    """:func:`percentile_threshold` of the (B, N) concatenation of ``pieces`` (each (B, n_i)).
+
+    Large float32/float64 CPU rows go through :func:`_bracketed_statistics` (same order
+    statistics, same interpolation, so bit for bit the same thresholds); anything else, and a
+    missed bracket, through ``torch.topk`` on the concatenation.
+    """
+    n = sum(p.shape[1] for p in pieces)
+    first = pieces[0]
+    if (n >= BRACKET_MIN_UNITS and first.device.type == "cpu"
+            and first.dtype in (torch.float32, torch.float64)
+            and all(p.device == first.device and p.dtype == first.dtype for p in pieces)):
+        _, lower, gamma, need_high = _quantile_position(n, q)
+        stats = _bracketed_statistics([p.detach().numpy() for p in pieces], lower,
+                                      2 if need_high else 1, torch.get_num_threads())
+        if stats is not None:
+            values = torch.from_numpy(stats)
+            if not need_high:
+                return values[:, 0].clone()
+            return _interpolate(values[:, 0], values[:, 1], gamma)
+    return percentile_threshold(torch.cat(list(pieces), dim=1), q)
 
 
 def expansion_index(expansion: ExpansionType, rows: int, batch: int,
@@ -503,6 +625,11 @@ class Pathway:
         clean_output (Tensor): the unpruned forward output (detached), for diagnostics.
         families (tuple of str): the activation families intercepted.
         module_types (tuple of type): the hooked module types.
+        factors (list of Tensor, optional): the masks as 0/1 tensors of the scores' dtype
+                    (the memory of the scores, which they replace), used by in-place masking
+                    instead of converting ``masks`` (a conversion into fresh memory costs
+                    about a tenth of a forward + backward pass on CPU). Set only by
+                    ``PrunedAttribution`` for its own pass; None otherwise.
 
     Examples::
 
@@ -523,6 +650,7 @@ class Pathway:
     clean_output: Optional[Tensor] = field(default=None, repr=False)
     families: Tuple[str, ...] = ACTIVATIONS
     module_types: Tuple[Type[nn.Module], ...] = ()
+    factors: Optional[List[Tensor]] = field(default=None, repr=False, compare=False)
 
     @property
     def batch_size(self) -> int:
@@ -590,11 +718,21 @@ class Pathway:
                     "prunable activations differently (input-dependent control flow, or "
                     "`forward_func` does not call `model` exactly once per evaluation)"
                 )
-            key = (index, x.shape[0], x.device)
+            key = (index, x.shape[0], x.device, x.dtype if inplace else None)
             if key not in cache:
-                mask = self.masks[index].to(device=x.device)
                 rows = expansion_index(expansion, x.shape[0], batch, x.device)
-                cache[key] = mask if rows is None else mask[rows]
+                factor = None if self.factors is None else self.factors[index]
+                if (inplace and rows is None and factor is not None
+                        and factor.dtype == x.dtype and factor.device == x.device):
+                    mask = factor
+                else:
+                    mask = self.masks[index].to(device=x.device)
+                    mask = mask if rows is None else mask[rows]
+                    # in place: multiply by a 0/1 mask of x's dtype (a bool factor is
+                    # converted on every call, forward and backward: several times slower)
+                    if inplace and mask.shape == x.shape:
+                        mask = mask.to(x.dtype)
+                cache[key] = mask
             mask = cache[key]
             if mask.shape != x.shape:
                 raise RuntimeError(
@@ -673,6 +811,14 @@ def default_target(output: Tensor, target: TargetType) -> TargetType:
     if target is None and output.dim() == 2 and output.shape[1] > 1:
         return output.argmax(dim=1).detach()
     return target
+
+
+def _taylor_score(a: Tensor, g: Optional[Tensor], dtype: torch.dtype) -> Tensor:
+    """``|g * a|`` in ``dtype`` (zeros where the target does not depend on ``a``)."""
+    if g is None:
+        return torch.zeros(a.shape, dtype=dtype, device=a.device)
+    score = torch.mul(g, a).abs_()
+    return score if score.dtype == dtype else score.to(dtype)
 
 
 def check_inputs(inputs: Any) -> Tuple[Tensor, ...]:
@@ -805,11 +951,19 @@ class CriticalPathway:
             raise ValueError("`inputs` has an empty batch: there is no pathway to compute")
         check_target(target, batch)
         args = _format_additional_forward_args(additional_forward_args)
+        return self._compute(inputs_tuple, target, sparsity, args, keep_scores)
+
+    def _compute(self, inputs_tuple: Tuple[Tensor, ...], target: TargetType, sparsity: float,
+                 args: Any, keep_scores: bool, factors: bool = False) -> Pathway:
+        """:meth:`compute` on arguments already checked and formatted (``PrunedAttribution``
+        checks them itself: the finiteness check is a pass over the inputs). With
+        ``factors`` (and neither ``keep_scores`` nor ``sparsity = 0``), the scores are
+        overwritten by the 0/1 masks in their own dtype: ``Pathway.factors``."""
         with preserved_model_state(self.model):
             inputs_tuple = tuple(
                 x.detach().requires_grad_(x.is_floating_point()) for x in inputs_tuple
             )
-            sites, taylor, output, target, flat = self._taylor_pass(inputs_tuple, target, args)
+            sites, taylor, output, target = self._taylor_pass(inputs_tuple, target, args)
             if self.scoring == "taylor":
                 scores = taylor
             elif self.scoring == "random":
@@ -821,8 +975,11 @@ class CriticalPathway:
                 scores = self._neuron_int_grad_scores(inputs_tuple, target, args, sites)
         if self.scoring != "taylor":
             del taylor
-            flat = torch.cat([sc.reshape(sc.shape[0], -1) for sc in scores], dim=1)
-        masks, thresholds = threshold_scores(scores, sparsity, flat=flat)
+        masks, thresholds = threshold_scores(scores, sparsity)
+        kept: Optional[List[Tensor]] = None
+        if factors and not keep_scores and sparsity > 0:
+            # the same comparison as the masks, written over the scores (memory in use)
+            kept = [sc.gt_(thresholds.view((-1,) + (1,) * (sc.dim() - 1))) for sc in scores]
         return Pathway(
             model=self.model,
             forward_func=self.forward_func,
@@ -835,6 +992,7 @@ class CriticalPathway:
             clean_output=output.detach(),
             families=self.families,
             module_types=self.module_types,
+            factors=kept,
         )
 
     # -- scoring passes ----------------------------------------------------------------------
@@ -853,12 +1011,13 @@ class CriticalPathway:
 
     def _taylor_pass(
         self, inputs: Tuple[Tensor, ...], target: TargetType, args: Any, clone: bool = False
-    ) -> Tuple[List[Any], List[Tensor], Tensor, TargetType, Tensor]:
+    ) -> Tuple[List[Any], List[Tensor], Tensor, TargetType]:
         """One forward + one backward: the calls, ``|a * dS/da|`` per call, output, target.
 
-        The scores are views into one (B, U) buffer (also returned), filled call by call while
-        the activations and gradients are released. Activations are recorded as they are; if a
-        later inplace op changed one (its version moved), the pass is redone with copies.
+        The scores are computed call by call while the activations and gradients are released
+        (one tensor per call: no (B, U) buffer, whose fresh memory costs page faults on CPU).
+        Activations are recorded as they are; if a later inplace op changed one (its version
+        moved), the pass is redone with copies.
         """
         sites: List[Any] = []
         outputs: List[Optional[Tensor]] = []
@@ -892,22 +1051,12 @@ class CriticalPathway:
                     selected.sum(), cast(List[Tensor], outputs), allow_unused=True))
         if changed and not clone:
             return self._taylor_pass(inputs, target, args, clone=True)
-        first = cast(Tensor, outputs[0])
-        sizes = [cast(Tensor, a)[0].numel() for a in outputs]
-        flat = torch.empty(batch, sum(sizes), dtype=first.dtype, device=first.device)
+        dtype = cast(Tensor, outputs[0]).dtype
         scores: List[Tensor] = []
-        offset = 0
-        for i, size in enumerate(sizes):
-            a, g = cast(Tensor, outputs[i]), grads[i]
-            view = flat[:, offset:offset + size].view(a.shape)
-            if g is None:
-                view.zero_()
-            else:
-                torch.mul(g, a.detach(), out=view).abs_()
+        for i in range(len(outputs)):
+            scores.append(_taylor_score(cast(Tensor, outputs[i]).detach(), grads[i], dtype))
             outputs[i] = grads[i] = None  # release as we go
-            scores.append(view)
-            offset += size
-        return sites, scores, output, target, flat
+        return sites, scores, output, target
 
     def _neuron_int_grad_scores(
         self,
@@ -1008,9 +1157,11 @@ def threshold_scores(
         thresholds = torch.full((first.shape[0],), -math.inf, dtype=first.dtype,
                                 device=first.device)
         return [torch.ones_like(s, dtype=torch.bool) for s in scores], thresholds
-    if flat is None:
-        flat = torch.cat([s.reshape(s.shape[0], -1) for s in scores], dim=1)
-    thresholds = percentile_threshold(flat, float(sparsity))
+    if flat is not None:
+        thresholds = percentile_threshold(flat, float(sparsity))
+    else:
+        thresholds = _pieces_threshold([s.reshape(s.shape[0], -1) for s in scores],
+                                       float(sparsity))
     shape = (-1,)
     masks = [s > thresholds.view(shape + (1,) * (s.dim() - 1)) for s in scores]
     return masks, thresholds

@@ -315,8 +315,9 @@ class PrunedAttribution(GradientAttribution):
                         output = _run_forward(self.finder.forward_func, inputs_tuple, None, args)
                     target = default_target(output, target)
                 return call(target)
-            pathway = self.finder.compute(
-                inputs_tuple, target, self.sparsity, args, keep_scores=return_diagnostics
+            pathway = self.finder._compute(
+                inputs_tuple, target, self.sparsity, args, keep_scores=return_diagnostics,
+                factors=True,
             )
             with pathway.applied(self.expansion):
                 result = call(pathway.target)
