@@ -168,3 +168,30 @@ def test_the_multigrid_preconditioner_needs_few_iterations_on_a_large_hole(monke
     assert calls["n"] < 40  # Jacobi-preconditioned CG needs hundreds on this hole
     with pytest.raises(ValueError, match="preconditioner"):
         solve_linear_imputation(images, holes, preconditioner="ilu")
+
+
+def test_the_default_noisy_solve_is_float32_and_close_to_the_direct_solve_on_a_large_hole():
+    # noise > 0: tol 1e-5 in float32; the error of the imputed values stays far below the noise
+    images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(21))
+    holes = torch.zeros(2, 1, 40, 40, dtype=torch.bool)
+    holes[0, :, 5:35, 5:35] = True  # one large hole
+    holes[1] = torch.rand(1, 40, 40, generator=torch.Generator().manual_seed(22)) < 0.85
+    inpainter = NoisyLinearInpainter()
+    assert inpainter.tol == 1e-5 and NoisyLinearInpainter(noise=0.0).tol == 1e-7
+    out = solve_linear_imputation(images, holes, tol=inpainter.tol)
+    assert out.dtype == torch.float32
+    for b in range(2):
+        expected = _scipy_imputation(images[b].double().numpy(), holes[b, 0].numpy())
+        np.testing.assert_allclose(out[b].double().numpy(), expected, atol=1e-3, rtol=0)
+
+
+def test_batched_equals_one_at_a_time_although_images_converge_at_different_iterations():
+    images = torch.rand(3, 2, 33, 29, generator=torch.Generator().manual_seed(23), dtype=torch.float64)
+    holes = torch.zeros(3, 1, 33, 29, dtype=torch.bool)
+    holes[0, :, 2:31, 2:27] = True  # slow: a large hole
+    holes[1, :, 10, 10] = True  # fast: one pixel
+    holes[2] = torch.rand(1, 33, 29, generator=torch.Generator().manual_seed(24)) < 0.3
+    batched = solve_linear_imputation(images, holes, tol=1e-9)
+    for b in range(3):
+        alone = solve_linear_imputation(images[b:b + 1], holes[b:b + 1], tol=1e-9)
+        assert torch.allclose(batched[b:b + 1], alone, atol=1e-12, rtol=0)

@@ -11,11 +11,12 @@ the removed region.
 Chosen here: the system is solved for the whole batch at once on the images' device, by
 conjugate gradients on the 3 x 3 stencil (the matrix ``diag(s) - W`` restricted to the removed
 pixels is symmetric and positive definite whenever the image has a known pixel), preconditioned
-by a symmetric multigrid V-cycle (damped Jacobi smoothing, Galerkin coarse operators of 2 x 2
-aggregation; counted: about 23 iterations for a 72-pixel and 31 for a 168-pixel square hole,
-against about 137 and 297 with a Jacobi preconditioner, at 4-5 stencil applications per
-iteration instead of 1), started from a pull-push fill, in float64, to a relative residual of
-``tol``.
+by a symmetric multigrid V-cycle (Jacobi smoothing, Galerkin coarse operators of 2 x 2
+aggregation down to one cell, coarse corrections over-weighted by 1.5), started from a pull-push
+fill, to a relative residual of ``tol`` per image and channel; every image stops on its own
+(converged images leave the batch), so its result does not depend on the batch. The arithmetic
+is float32 for ``tol >= 1e-5`` and float64 below: the noisy inpainter solves to 1e-5 in float32
+(errors of a few 1e-4 of the image range, far below the noise), ``noise=0`` to 1e-7 in float64.
 An image that is all hole has no boundary and gets ``fallback``. Each image's noise is drawn
 from a generator seeded with ``derive_seed(seed, *key)``, where ``key`` is the image's entry of
 ``image_indices`` (e.g. its index in the data set) or, without it, its position in the batch;
@@ -43,123 +44,159 @@ ROAD_WEIGHTS = torch.tensor(
 
 Key = Union[int, Tuple[int, ...]]
 
+#: 3 x 3 offsets (dy, dx), row-major; index 4 is the centre.
+_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+#: Multigrid: Jacobi damping on the finest grid (the ROAD stencil's Jacobi iteration smooths best
+#: undamped: its symbol lies in [0, 4/3]) and on the Galerkin coarse grids, and the over-correction
+#: of the aggregation coarse-grid correction (in (0, 2): the V-cycle stays symmetric positive
+#: definite, as CG needs; piecewise-constant aggregation under-corrects smooth errors).
+FINE_DAMPING, COARSE_DAMPING, OVER_CORRECTION = 1.0, 0.8, 1.5
 
-def _stencil(u: Tensor) -> Tensor:
-    """Weighted sum of the 8 neighbours of every pixel (zero outside the image), (..., H, W).
 
-    Shifted slices rather than ``conv2d``: float64 convolutions are slow on some CPUs.
+def _shift(padded: Tensor, dy: int, dx: int, height: int, width: int) -> Tensor:
+    return padded[..., 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+
+
+def _neighbour_sum(u: Tensor, padded: Tensor) -> Tensor:
+    """``W u``: the ROAD-weighted sum of the 8 neighbours (zero outside the image), (N, C, H, W).
+
+    ``padded`` is a (N, C, H + 2, W + 2) buffer with a zero border, reused between calls.
     """
     height, width = u.shape[-2:]
-    padded = F.pad(u, (1, 1, 1, 1))
+    padded[..., 1:-1, 1:-1].copy_(u)
     out = torch.zeros_like(u)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            weight = float(ROAD_WEIGHTS[1 + dy, 1 + dx])
-            if weight:
-                out = out + weight * padded[..., 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+    for dy, dx in _OFFSETS:
+        weight = float(ROAD_WEIGHTS[1 + dy, 1 + dx])
+        if weight:
+            out.add_(_shift(padded, dy, dx, height, width), alpha=weight)
     return out
 
 
-def _batched_dot(a: Tensor, b: Tensor) -> Tensor:
-    return (a * b).sum(dim=(1, 2, 3), keepdim=True)
-
-
-_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-
-
-def _apply_stencil(coef: Tensor, u: Tensor) -> Tensor:
-    """Variable 9-point operator: ``sum_k coef[:, k] * u(p + offset_k)`` (zero outside), (B, C, H, W)."""
+def _variable_stencil(coef: Tensor, u: Tensor) -> Tensor:
+    """``sum_k coef[:, k] * u(p + offset_k)`` (zero outside), coef (N, 9, h, w), u (N, C, h, w)."""
     height, width = u.shape[-2:]
     padded = F.pad(u, (1, 1, 1, 1))
-    out = torch.zeros_like(u)
+    out = coef[:, 4:5] * u
     for k, (dy, dx) in enumerate(_OFFSETS):
-        out = out + coef[:, k:k + 1] * padded[..., 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+        if k != 4:
+            out.addcmul_(coef[:, k:k + 1], _shift(padded, dy, dx, height, width))
     return out
-
-
-def _fine_coefficients(free: Tensor) -> Tensor:
-    """The imputation operator on the holes as 9 coefficient fields (B, 9, H, W); identity elsewhere."""
-    height, width = free.shape[-2:]
-    padded = F.pad(free, (1, 1, 1, 1))
-    ones = torch.ones(1, 1, height, width, dtype=free.dtype, device=free.device)
-    weight_sum = _stencil(ones)
-    coefs = []
-    for dy, dx in _OFFSETS:
-        if (dy, dx) == (0, 0):
-            coefs.append(free * weight_sum + (1 - free))
-        else:
-            neighbour = padded[..., 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
-            coefs.append(-float(ROAD_WEIGHTS[1 + dy, 1 + dx]) * free * neighbour)
-    return torch.cat(coefs, dim=1)
 
 
 def _restrict(r: Tensor) -> Tensor:
     """``P^T r``: the sum over each 2 x 2 block (zero-padded to even size)."""
     height, width = r.shape[-2:]
-    r = F.pad(r, (0, width % 2, 0, height % 2))
+    if height % 2 or width % 2:
+        r = F.pad(r, (0, width % 2, 0, height % 2))
     *lead, h2, w2 = r.shape
     return r.reshape(*lead, h2 // 2, 2, w2 // 2, 2).sum(dim=(-3, -1))
 
 
-def _prolong(e: Tensor, free: Tensor) -> Tensor:
-    """``P e``: each coarse value copied to its 2 x 2 block, on the free pixels."""
-    height, width = free.shape[-2:]
-    return free * e.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :height, :width]
+def _prolong(e: Tensor, height: int, width: int) -> Tensor:
+    """``P e`` without the mask: each coarse value copied to its 2 x 2 block, cropped."""
+    *lead, h2, w2 = e.shape
+    fine = e[..., :, None, :, None].expand(*lead, h2, 2, w2, 2).reshape(*lead, 2 * h2, 2 * w2)
+    return fine[..., :height, :width]
 
 
 def _galerkin(coef: Tensor, free: Tensor) -> Tuple[Tensor, Tensor]:
-    """Coarse operator ``P^T A P`` (9 coefficient fields, found with 9 coloured probes) and mask."""
-    batch = coef.shape[0]
-    coarse_free = (_restrict(free) > 0).to(free.dtype)
-    c_height, c_width = coarse_free.shape[-2:]
-    rows = torch.arange(c_height, device=coef.device).view(-1, 1)
-    cols = torch.arange(c_width, device=coef.device).view(1, -1)
-    coarse = torch.zeros(batch, 9, c_height, c_width, dtype=coef.dtype, device=coef.device)
-    for a in range(3):
-        for b in range(3):
-            probe = (((rows % 3) == a) & ((cols % 3) == b)).to(coef.dtype).expand(batch, 1, c_height, c_width)
-            response = _restrict(free * _apply_stencil(coef, _prolong(probe, free)))
-            dy = ((a - rows) % 3 + 1) % 3 - 1  # the offset of the probed neighbour: -1, 0 or 1
-            dx = ((b - cols) % 3 + 1) % 3 - 1
-            k = ((dy + 1) * 3 + (dx + 1)).expand(c_height, c_width)
-            coarse.scatter_add_(1, k.expand(batch, 1, c_height, c_width), response)
-    coarse[:, 4:5] = coarse[:, 4:5] + (1 - coarse_free)  # identity on cells without a free pixel
+    """The coarse operator ``P^T A P`` of 2 x 2 aggregation on the free pixels, and its mask.
+
+    ``coef`` (N, 9, h, w) couples a pixel with its 8 neighbours (zero unless both are free) and
+    holds the diagonal in entry 4 (1 on pixels that are not free). A fine pixel at ``(2Y + a,
+    2X + b)`` coupled to the neighbour at offset ``(dy, dx)`` adds its coefficient to the coarse
+    coupling of cell ``(Y, X)`` with cell ``(Y + (a + dy) // 2, X + (b + dx) // 2)``.
+    """
+    height, width = coef.shape[-2:]
+    if height % 2 or width % 2:
+        coef = F.pad(coef, (0, width % 2, 0, height % 2))
+        free = F.pad(free, (0, width % 2, 0, height % 2))
+    masked = coef.clone()
+    masked[:, 4:5] *= free  # the identity rows of fixed pixels are not part of the system
+    batch, _, h2, w2 = masked.shape
+    coarse = masked.new_zeros(batch, 9, h2 // 2, w2 // 2)
+    for a in (0, 1):
+        for b in (0, 1):
+            for k, (dy, dx) in enumerate(_OFFSETS):
+                target = ((a + dy) // 2 + 1) * 3 + (b + dx) // 2 + 1
+                coarse[:, target] += masked[:, k, a::2, b::2]
+    coarse_free = F.max_pool2d(free, 2)
+    coarse[:, 4:5] += 1 - coarse_free  # identity on cells without a free pixel
     return coarse, coarse_free
 
 
 class _Multigrid:
-    """A symmetric V-cycle (damped Jacobi, Galerkin coarse operators of piecewise-constant
-    aggregation) used as the preconditioner of the conjugate gradients."""
+    """A symmetric V-cycle (Jacobi smoothing, Galerkin coarse operators of 2 x 2 aggregation,
+    down to one cell) for the imputation systems of a batch of masks, used to precondition CG.
 
-    def __init__(self, free: Tensor, sweeps: int = 1, omega: float = 0.8, coarsest: int = 4) -> None:
-        self.levels: List[Tuple[Tensor, Tensor]] = []
-        coef = _fine_coefficients(free)
-        while True:
-            self.levels.append((coef, free))
-            if min(free.shape[-2:]) <= coarsest:
-                break
-            coef, free = _galerkin(coef, free)
-        self.sweeps, self.omega = sweeps, omega
+    ``free`` (N, 1, H, W) marks the unknowns of each mask; the systems of its ``C`` channels share
+    the operator (the coefficient fields broadcast over channels).
+    """
 
-    def _smooth(self, level: int, x: Tensor, r: Tensor, sweeps: int) -> Tensor:
-        coef, free = self.levels[level]
-        diagonal = coef[:, 4:5]
-        for _ in range(sweeps):
-            x = x + self.omega * free * (r - _apply_stencil(coef, x)) / diagonal
-        return x
+    def __init__(self, free: Tensor) -> None:
+        height, width = free.shape[-2:]
+        dtype, device = free.dtype, free.device
+        weight_sum = _neighbour_sum(torch.ones(1, 1, height, width, dtype=dtype, device=device),
+                                    torch.zeros(1, 1, height + 2, width + 2, dtype=dtype, device=device))
+        self.free = free
+        self.diagonal_free = free * weight_sum  # s_i on the unknowns, 0 elsewhere
+        self.inverse_diagonal = free / weight_sum
+        padded_free = F.pad(free, (1, 1, 1, 1))
+        fields = []
+        for dy, dx in _OFFSETS:
+            if (dy, dx) == (0, 0):
+                fields.append(self.diagonal_free + (1 - free))
+            else:
+                weight = float(ROAD_WEIGHTS[1 + dy, 1 + dx])
+                fields.append(-weight * free * _shift(padded_free, dy, dx, height, width))
+        coef = torch.cat(fields, dim=1)
+        self.levels: List[Tuple[Tensor, Tensor, Tensor]] = []  # (coef, free, damping / diagonal)
+        mask = free
+        while max(coef.shape[-2:]) > 1:
+            coef, mask = _galerkin(coef, mask)
+            self.levels.append((coef, mask, COARSE_DAMPING * mask / coef[:, 4:5]))
+        self._padded: Optional[Tensor] = None
 
-    def _cycle(self, level: int, r: Tensor) -> Tensor:
-        x = torch.zeros_like(r)
-        if level == len(self.levels) - 1:
-            return self._smooth(level, x, r, 20)
-        coef, free = self.levels[level]
-        x = self._smooth(level, x, r, self.sweeps)
-        coarse_r = _restrict(free * (r - _apply_stencil(coef, x)))
-        x = x + _prolong(self._cycle(level + 1, coarse_r), free)
-        return self._smooth(level, x, r, self.sweeps)
+    def select(self, keep: Tensor) -> "_Multigrid":
+        """The hierarchy of the masks ``keep`` (a 1-D index), for a shrinking batch."""
+        out = _Multigrid.__new__(_Multigrid)
+        out.free, out.diagonal_free = self.free[keep], self.diagonal_free[keep]
+        out.inverse_diagonal = self.inverse_diagonal[keep]
+        out.levels = [(c[keep], m[keep], d[keep]) for c, m, d in self.levels]
+        out._padded = None
+        return out
+
+    def operator(self, u: Tensor) -> Tensor:
+        """``A u`` on the finest grid (``u`` zero outside the unknowns): ``s u - W u`` there."""
+        shape = (u.shape[0], u.shape[1], u.shape[2] + 2, u.shape[3] + 2)
+        if self._padded is None or self._padded.shape != shape or self._padded.dtype != u.dtype:
+            self._padded = u.new_zeros(shape)
+        return torch.addcmul(self.diagonal_free * u, self.free, _neighbour_sum(u, self._padded), value=-1.0)
+
+    def _coarse_cycle(self, level: int, r: Tensor) -> Tensor:
+        coef, free, scaled_inverse = self.levels[level]
+        x = scaled_inverse * r
+        if level == len(self.levels) - 1:  # one cell per mask: Jacobi is exact up to damping
+            return x / COARSE_DAMPING
+        height, width = r.shape[-2:]
+        correction = self._coarse_cycle(level + 1, _restrict(r - _variable_stencil(coef, x)))
+        x = x.addcmul_(free, _prolong(correction, height, width), value=OVER_CORRECTION)
+        return x.addcmul_(scaled_inverse, r - _variable_stencil(coef, x))
 
     def __call__(self, r: Tensor) -> Tensor:
-        return self._cycle(0, r)
+        """An approximation of ``A^-1 r`` (r zero outside the unknowns), (N, C, H, W)."""
+        height, width = r.shape[-2:]
+        x = FINE_DAMPING * self.inverse_diagonal * r
+        if self.levels:
+            correction = self._coarse_cycle(0, _restrict(r - self.operator(x)))
+            x = x.addcmul_(self.free, _prolong(correction, height, width), value=OVER_CORRECTION)
+            x = x.addcmul_(self.inverse_diagonal, r - self.operator(x), value=FINE_DAMPING)
+        return x
+
+
+def _working_dtype(images: Tensor, tol: float) -> torch.dtype:
+    """float64 for tolerances float32 cannot reach (below 1e-5) or float64 images, else float32."""
+    return torch.float64 if tol < 1e-5 or images.dtype == torch.float64 else torch.float32
 
 
 def solve_linear_imputation(
@@ -170,12 +207,16 @@ def solve_linear_imputation(
 
     For every removed pixel ``i`` (per channel): ``s_i x_i - sum_{j removed} w_ij x_j =
     sum_{j known} w_ij x_j``, with ``w`` the :data:`ROAD_WEIGHTS` of the in-image neighbours
-    and ``s_i`` their sum (1 inside the image, less at the border).
+    and ``s_i`` their sum (1 inside the image, less at the border). Every image is its own
+    system (its channels share the matrix) and stops when its own residual meets ``tol``, so an
+    image's result does not depend on the rest of the batch.
 
     Args:
         images (Tensor): ``(B, C, H, W)``; values in the holes are ignored.
         holes (Tensor): bool ``(B, 1, H, W)``, True = removed.
-        tol (float): relative residual ``|r| / |b|`` at which a system counts as solved.
+        tol (float): relative residual ``|r| / |b|`` (per image and channel) at which a system
+            counts as solved. The arithmetic is float64 below 1e-5 (or for float64 images),
+            float32 otherwise.
         max_iter (int, optional): conjugate-gradient iterations at most; default
             ``20 * max(H, W) + 100``.
         initial (Tensor, optional): starting guess ``(B, C, H, W)``; default a pull-push fill.
@@ -183,7 +224,8 @@ def solve_linear_imputation(
             hole's size) or ``"jacobi"`` (the diagonal). Default ``"multigrid"``.
 
     Returns:
-        Tensor: float64 ``(B, C, H, W)``, the known pixels unchanged and the holes imputed.
+        Tensor: ``(B, C, H, W)`` in the working dtype (float32 or float64), the known pixels
+        unchanged and the holes imputed.
 
     Examples::
 
@@ -193,65 +235,63 @@ def solve_linear_imputation(
         >>> bool(torch.allclose(out, x.double(), atol=1e-8))  # a linear ramp is reproduced
         True
     """
+    check_choice("preconditioner", preconditioner, ("multigrid", "jacobi"))
     batch, channels, height, width = images.shape
     if max_iter is None:
         max_iter = 20 * max(height, width) + 100
-    x64 = images.to(torch.float64)
-    hole = holes.expand(batch, channels, height, width).reshape(-1, 1, height, width)
-    known_values = x64.reshape(-1, 1, height, width).masked_fill(hole, 0.0)
-    free = hole.to(torch.float64)
-    ones = torch.ones(1, 1, height, width, dtype=torch.float64, device=images.device)
-    weight_sum = _stencil(ones)  # s_i: 1 inside, 7/12 .. 5/12 at the border
-
-    def operator(u: Tensor) -> Tensor:  # (diag(s) - W) restricted to the holes
-        return free * (weight_sum * u - _stencil(u * free))
-
-    rhs = free * _stencil(known_values)
-    check_choice("preconditioner", preconditioner, ("multigrid", "jacobi"))
-    if preconditioner == "multigrid":
-        multigrid = _Multigrid(hole.view(batch, channels, height, width)[:, :1].to(torch.float64))
-
-        def precondition(r: Tensor) -> Tensor:
-            return multigrid(r.view(batch, channels, height, width)).reshape(-1, 1, height, width)
-    else:
-
-        def precondition(r: Tensor) -> Tensor:
-            return free * r / weight_sum
-
+    dtype = _working_dtype(images, tol)
+    x = images.to(dtype)
+    free = holes.to(dtype)
+    known_values = x.masked_fill(holes, 0.0)
+    multigrid = _Multigrid(free)
+    rhs = free * _neighbour_sum(known_values, known_values.new_zeros(batch, channels, height + 2, width + 2))
     if initial is None:
-        initial = _pull_push_fill(images.to(torch.float64), holes)
-    u = free * initial.to(torch.float64).reshape(-1, 1, height, width)
-    residual = rhs - operator(u)
-    rhs_norm = _batched_dot(rhs, rhs).sqrt()
-    threshold = (tol * rhs_norm) ** 2
-    z = precondition(residual)
+        initial = _pull_push_fill(x, holes)
+    solution = free * initial.to(dtype)
+    threshold = (tol ** 2) * rhs.square().sum(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+
+    def precondition(mg: _Multigrid, r: Tensor) -> Tensor:
+        return mg(r) if preconditioner == "multigrid" else mg.inverse_diagonal * r
+
+    active = torch.arange(batch, device=images.device)
+    mg = multigrid
+    u = solution
+    residual = rhs - mg.operator(u)
+    z = precondition(mg, residual)
     direction = z
-    rz = _batched_dot(residual, z)
-    converged = False
+    rz = (residual * z).sum(dim=(2, 3), keepdim=True)
     check_every = 2 if preconditioner == "multigrid" else 8  # a check is a host sync on a GPU
+    unconverged = 0
     for iteration in range(max_iter + 1):
         if iteration % check_every == 0 or iteration == max_iter:
-            converged = bool((_batched_dot(residual, residual) <= threshold).all())
-            if converged or iteration == max_iter:
-                break
-        a_dir = operator(direction)
-        curvature = _batched_dot(direction, a_dir)
-        alpha = torch.where(curvature > 0, rz / curvature.clamp_min(1e-300), torch.zeros_like(rz))
-        u = u + alpha * direction
-        residual = residual - alpha * a_dir
-        z = precondition(residual)
-        rz_new = _batched_dot(residual, z)
+            done = (residual.square().sum(dim=(2, 3), keepdim=True) <= threshold[active]).flatten(1).all(1)
+            if iteration == max_iter:
+                unconverged = int((~done).sum())
+                done = torch.ones_like(done)
+            if bool(done.any()):
+                solution[active[done]] = u[done]
+                if bool(done.all()):
+                    break
+                keep = (~done).nonzero().squeeze(1)
+                active, mg = active[keep], mg.select(keep)
+                u, residual, direction, rz = u[keep], residual[keep], direction[keep], rz[keep]
+        a_dir = mg.operator(direction)
+        curvature = (direction * a_dir).sum(dim=(2, 3), keepdim=True)
+        step = torch.where(curvature > 0, rz / curvature.clamp_min(1e-300), torch.zeros_like(rz))
+        u = u.addcmul_(step, direction)
+        residual = residual.addcmul_(step, a_dir, value=-1.0)
+        z = precondition(mg, residual)
+        rz_new = (residual * z).sum(dim=(2, 3), keepdim=True)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
-        direction = z + beta * direction
+        direction = z.addcmul_(beta, direction)
         rz = rz_new
-    if not converged:
+    if unconverged:
         warn_external(
-            f"linear imputation stopped after max_iter={max_iter} iterations before reaching the "
-            f"relative residual tol={tol}; raise max_iter or tol",
+            f"linear imputation of {unconverged} image(s) stopped after max_iter={max_iter} iterations "
+            f"before reaching the relative residual tol={tol}; raise max_iter or tol",
             RuntimeWarning,
         )
-    out = known_values + free * u
-    return out.view(batch, channels, height, width)
+    return known_values + free * solution
 
 
 class NoisyLinearInpainter(Inpainter):
@@ -268,8 +308,11 @@ class NoisyLinearInpainter(Inpainter):
         seed (int): seed of the noise; image ``k`` uses ``derive_seed(seed, *key_k)`` with
             ``key_k`` its entry of ``image_indices`` (see :meth:`__call__`) or its position in the
             batch. Default: 0.
-        tol (float): relative residual of the solver (the error is then about 1e-6 of the
-            image range for 224 x 224 images). Default: 1e-7.
+        tol (float, optional): relative residual of the solver (see
+            :func:`solve_linear_imputation`). Default: 1e-5 when ``noise > 0`` (solved in
+            float32; on 224 x 224 photos the largest error of any imputed pixel was 3.5e-4 of the
+            image range, 30x below the paper's noise), 1e-7 when ``noise == 0`` (float64; errors
+            about 1e-6).
         max_iter (int, optional): solver iterations at most; default ``20 * max(H, W) + 100``.
         fallback (float or Tensor): value of images that are entirely hole. Default: 0.
 
@@ -288,11 +331,13 @@ class NoisyLinearInpainter(Inpainter):
 
     self_compositing = True
 
-    def __init__(self, noise: float = 0.01, seed: int = 0, tol: float = 1e-7,
+    def __init__(self, noise: float = 0.01, seed: int = 0, tol: Optional[float] = None,
                  max_iter: Optional[int] = None, fallback: FallbackType = 0.0) -> None:
         super().__init__(fallback)
         check_positive("noise", noise, allow_zero=True)
         check_number("seed", seed, integer=True)
+        if tol is None:
+            tol = 1e-5 if noise > 0 else 1e-7
         check_positive("tol", tol)
         if max_iter is not None:
             check_int_at_least("max_iter", max_iter, 1)
