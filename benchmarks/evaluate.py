@@ -80,8 +80,9 @@ def _sync(device: torch.device) -> None:
 
 
 def _replay(model: nn.Module, batches: List[Tuple[int, torch.dtype, bool]], cache: Dict[Any, Tensor],
-            size: int, device: torch.device) -> float:
-    """Seconds of the recorded forwards alone (random images, same batch size, dtype, format)."""
+            size: int, device: torch.device) -> Tuple[float, float]:
+    """Wall and process-CPU seconds of the recorded forwards alone (random images, same batch
+    size, dtype, format)."""
     with torch.no_grad():
         for key in batches:
             if key not in cache:
@@ -89,11 +90,11 @@ def _replay(model: nn.Module, batches: List[Tuple[int, torch.dtype, bool]], cach
                 x = torch.rand(batch, 3, size, size, device=device, dtype=dtype)
                 cache[key] = x.contiguous(memory_format=torch.channels_last) if channels_last else x
         _sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for key in batches:
             model(cache[key])
         _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def measure_columns(model: CountingModel, images: Tensor, labels: Tensor, names: List[str],
@@ -123,6 +124,8 @@ def measure_columns(model: CountingModel, images: Tensor, labels: Tensor, names:
         _replay(model.model, model.batches, cache, size, device)
     seconds = {c.name: 0.0 for c in columns}
     forward_seconds = {c.name: 0.0 for c in columns}
+    cpu_seconds = {c.name: 0.0 for c in columns}
+    forward_cpu_seconds = {c.name: 0.0 for c in columns}
     calls = rows = 0
     formats = set()
     for i in range(images.shape[0]):
@@ -132,13 +135,16 @@ def measure_columns(model: CountingModel, images: Tensor, labels: Tensor, names:
             model.record = True
             torch.manual_seed(seed)
             _sync(device)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             column.fn(context(i))
             _sync(device)
             seconds[column.name] += time.perf_counter() - start
+            cpu_seconds[column.name] += time.process_time() - cpu
             model.record = False
             batches = list(model.batches)
-            forward_seconds[column.name] += _replay(model.model, batches, cache, size, device)
+            wall, cpu = _replay(model.model, batches, cache, size, device)
+            forward_seconds[column.name] += wall
+            forward_cpu_seconds[column.name] += cpu
             calls += len(batches)
             rows += sum(b[0] for b in batches)
             formats.update(("channels_last" if b[2] else "contiguous", str(b[1])) for b in batches)
@@ -147,23 +153,26 @@ def measure_columns(model: CountingModel, images: Tensor, labels: Tensor, names:
             "forward_formats": sorted(formats), "columns_s": columns_s, "forwards_s": forwards_s,
             "ratio": columns_s / forwards_s,
             "per_column": {name: {"columns_s": seconds[name], "forwards_s": forward_seconds[name],
-                                  "ratio": seconds[name] / forward_seconds[name]} for name in seconds}}
+                                  "ratio": seconds[name] / forward_seconds[name],
+                                  "cpu_ratio": cpu_seconds[name] / forward_cpu_seconds[name]} for name in seconds}}
 
 
 def measure_run(model: nn.Module, images: Tensor, labels: Tensor, methods: List[str], metrics: List[str],
-                max_examples_per_batch: int, device: str) -> Dict[str, Any]:
+                max_examples_per_batch: int, device: str, per_image: bool = False) -> Dict[str, Any]:
     from captum_ext.evaluate import EvalConfig, build_job, run_indices, summarize
 
     dataset = [(images[i].cpu(), int(labels[i])) for i in range(images.shape[0])]
     with tempfile.TemporaryDirectory() as out:
         config = EvalConfig(out=out, methods=methods, metrics=metrics, batch_size=16, device=device,
-                            max_examples_per_batch=max_examples_per_batch, progress=False, grid_images=4)
+                            max_examples_per_batch=max_examples_per_batch, progress=False, grid_images=4,
+                            per_image=per_image)
         start = time.perf_counter()
         job = build_job(config, dataset=dataset, model=model)
         run_indices(job, job.indices, out)
         summarize(out, n_resamples=999)
         seconds = time.perf_counter() - start
-    return {"methods": methods, "run_s": seconds, "images_per_s": images.shape[0] / seconds}
+    return {"methods": methods, "per_image": per_image, "batched": sorted(job.batched), "run_s": seconds,
+            "images_per_s": images.shape[0] / seconds}
 
 
 def main() -> None:
@@ -176,6 +185,8 @@ def main() -> None:
     parser.add_argument("--metrics", nargs="+", default=None,
                         help="columns to time (default: deletion insertion road)")
     parser.add_argument("--no-run", action="store_true", help="skip the whole evaluate run")
+    parser.add_argument("--per-image-too", action="store_true",
+                        help="also time the whole run with --per-image (every image in a call of its own)")
     parser.add_argument("--max-examples-per-batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--json", help="also write the figures here")
@@ -200,6 +211,9 @@ def main() -> None:
     if not args.no_run:
         result.update(measure_run(net, images, labels, args.methods, metrics, args.max_examples_per_batch,
                                   args.device))
+        if args.per_image_too:
+            result["per_image_run"] = measure_run(net, images, labels, args.methods, metrics,
+                                                  args.max_examples_per_batch, args.device, per_image=True)
     result["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     print(f"{args.images} images {args.size}x{args.size}, ResNet-18, {device}, {result['threads']} threads, "
           f"load average {result['load_average']}")
@@ -209,10 +223,13 @@ def main() -> None:
           f"{result['forwards_s']:.2f} s; ratio {result['ratio']:.2f} (bound 1.5)")
     for name, figures in result["per_column"].items():
         print(f"  {name}: {figures['columns_s']:.2f} s against {figures['forwards_s']:.2f} s of forwards, "
-              f"ratio {figures['ratio']:.3f}")
+              f"ratio {figures['ratio']:.3f} (process CPU time: {figures['cpu_ratio']:.3f})")
     if not args.no_run:
-        print(f"whole evaluate run ({', '.join(args.methods)}): {result['run_s']:.2f} s, "
-              f"{result['images_per_s']:.2f} images/s")
+        print(f"whole evaluate run ({', '.join(args.methods)}; batched: {', '.join(result['batched']) or 'none'}): "
+              f"{result['run_s']:.2f} s, {result['images_per_s']:.2f} images/s")
+        if "per_image_run" in result:
+            run = result["per_image_run"]
+            print(f"the same with --per-image: {run['run_s']:.2f} s, {run['images_per_s']:.2f} images/s")
     if not result["road"]:
         print("note: captum_ext.metrics.road is not available; the ROAD column is not included")
     if args.json:

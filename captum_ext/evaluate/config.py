@@ -55,6 +55,9 @@ class EvalConfig:
         reference (str, optional): method the others are compared to in the summary.
         resume (bool): skip images whose rows are written. Default False.
         progress (bool): show a progress bar. Default True.
+        per_image (bool): explain and score every image in a call of its own, also for the
+            methods that could take the batch at once (rows then bit-identical whatever the
+            batch size, order or sharding; slower). Default False.
     """
 
     data: str = ""
@@ -85,6 +88,7 @@ class EvalConfig:
     reference: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    per_image: bool = False
 
 
 def _toml():

@@ -252,8 +252,13 @@ def pixel_ranks(scores: Tensor, descending: bool = True, tie_seed: int = 0) -> T
     """
     check_tensor("scores", scores, dims=(2,), finite=True)
     check_number("tie_seed", tie_seed, integer=True)
+    return _ranks(scores, descending, int(tie_seed))
+
+
+def _ranks(scores: Tensor, descending: bool, tie_seed: int) -> Tensor:
+    """:func:`pixel_ranks` without its checks (for scores made finite by :func:`_pixel_scores`)."""
     batch, n = scores.shape
-    perm = _tie_permutation(n, int(tie_seed)).to(scores.device)
+    perm = _tie_permutation(n, tie_seed).to(scores.device)
     order = perm[torch.sort(scores[:, perm], dim=1, descending=descending, stable=True).indices]
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(n, device=scores.device).expand(batch, n))
@@ -360,8 +365,8 @@ def _perturbed_scores(
     steps = counts.numel()
     num_pixels = height * width
     counts_col = counts.view(-1, 1).to(ranks.dtype)
-    constant = getattr(fill, "constant", None)
-    constant = None if constant is None else _constant_value(constant, inputs)
+    value = getattr(fill, "constant", None)
+    constant = None if value is None else _constant_value(value, inputs)
     scores = torch.empty(batch * steps, dtype=torch.float64, device=inputs.device)
     hits = torch.empty(batch * steps, dtype=torch.bool, device=inputs.device)
     compare = torch.ge if insert else torch.lt  # holes: the pixels not inserted / the ones removed
@@ -373,7 +378,7 @@ def _perturbed_scores(
             s_lo, s_hi = max(lo - b * steps, 0), min(hi - b * steps, steps)
             r_lo, r_hi = b * steps + s_lo - lo, b * steps + s_hi - lo
             compare(ranks[b:b + 1], counts_col[s_lo:s_hi], out=holes[r_lo:r_hi])
-            if images is not None:
+            if images is not None and constant is not None:
                 torch.where(holes[r_lo:r_hi].view(-1, 1, height, width), constant, inputs[b:b + 1],
                             out=images[r_lo:r_hi])
         rows = torch.arange(lo, hi, device=inputs.device)
@@ -550,7 +555,8 @@ def _curve(
         return PerturbationCurve(x, torch.zeros(0, counts.numel(), dtype=torch.float64, device=inputs.device))
     with model_guard(forward_func):
         target_t = _resolve_target(forward_func, inputs, target, max_rows, additional_forward_args)
-        ranks = pixel_ranks(scores, descending=True, tie_seed=tie_seed)
+        check_number("tie_seed", tie_seed, integer=True)
+        ranks = _ranks(scores, True, int(tie_seed))
         values = _perturbed_scores(
             forward_func, inputs, ranks, counts, insert, _row_fill(inpainter), target_t, softmax, max_rows,
             additional_forward_args,
@@ -793,7 +799,8 @@ def pixel_perturbation(
     counts = torch.cat([counts.new_zeros(1), counts])  # step 0: the clean image
     with model_guard(forward_func):
         target_t = _resolve_target(forward_func, inputs, target, max_rows, additional_forward_args)
-        ranks = pixel_ranks(scores, descending=order == "morf", tie_seed=tie_seed)
+        check_number("tie_seed", tie_seed, integer=True)
+        ranks = _ranks(scores, order == "morf", int(tie_seed))
         values = _perturbed_scores(
             forward_func, inputs, ranks, counts, False, _row_fill(fill), target_t, softmax, max_rows,
             additional_forward_args,
