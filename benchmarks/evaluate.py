@@ -163,16 +163,16 @@ def measure_run(model: nn.Module, images: Tensor, labels: Tensor, methods: List[
 
     dataset = [(images[i].cpu(), int(labels[i])) for i in range(images.shape[0])]
     with tempfile.TemporaryDirectory() as out:
+        extra = {"per_image": True} if per_image else {}  # (older captum_ext versions lack the option)
         config = EvalConfig(out=out, methods=methods, metrics=metrics, batch_size=16, device=device,
-                            max_examples_per_batch=max_examples_per_batch, progress=False, grid_images=4,
-                            per_image=per_image)
+                            max_examples_per_batch=max_examples_per_batch, progress=False, grid_images=4, **extra)
         start = time.perf_counter()
         job = build_job(config, dataset=dataset, model=model)
         run_indices(job, job.indices, out)
         summarize(out, n_resamples=999)
         seconds = time.perf_counter() - start
-    return {"methods": methods, "per_image": per_image, "batched": sorted(job.batched), "run_s": seconds,
-            "images_per_s": images.shape[0] / seconds}
+    return {"methods": methods, "per_image": per_image, "batched": sorted(getattr(job, "batched", ())),
+            "run_s": seconds, "images_per_s": images.shape[0] / seconds}
 
 
 def main() -> None:
