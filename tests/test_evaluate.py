@@ -233,17 +233,18 @@ def test_options_reach_the_method_and_bad_options_fail_early(folder, tmp_path):
 
 
 def test_rows_do_not_depend_on_batch_size_order_or_sharding(folder, tmp_path):
-    """Bit-identical with ``per_image``; else the batched method (Saliency) within float rounding
-    and the one-image-per-call method (TestNoisySaliency) bit-identical."""
+    """Bit-identical by default (one image per call); with ``batch_methods`` the batched method
+    (Saliency) within float rounding and the one-image-per-call method (TestNoisySaliency)
+    bit-identical."""
     metrics = ["deletion", "insertion", "localization", "morf", "lerf"]
-    job = build_job(config_for(folder, tmp_path / "a", metrics=metrics, per_image=True), model=tiny_net())
+    job = build_job(config_for(folder, tmp_path / "a", metrics=metrics), model=tiny_net())
     assert job.batched == set()
     run_indices(job, job.indices, tmp_path / "a")
     reference = strip(read_rows(tmp_path / "a"))
     assert len(reference) == 6 * 2 and all(0 <= r["morf"] and 0 <= r["lerf"] for r in reference)
     for per_image in (True, False):
         out = tmp_path / f"b{per_image}"
-        job_b = build_job(config_for(folder, out, batch_size=4, metrics=metrics, per_image=per_image),
+        job_b = build_job(config_for(folder, out, batch_size=4, metrics=metrics, batch_methods=not per_image),
                           model=tiny_net())
         run_indices(job_b, [5, 3, 1], out, rank=1)
         run_indices(job_b, [4, 0, 2], out, rank=0)
@@ -255,12 +256,12 @@ def test_rows_do_not_depend_on_batch_size_order_or_sharding(folder, tmp_path):
         assert sorted(p.stem for p in (out / "rows").iterdir()) == ["0-00000", "1-00000"]
 
 
-def test_per_image_flag_reaches_the_config():
+def test_batch_methods_flag_reaches_the_config():
     from captum_ext.evaluate.cli import build_parser, config_from_args
 
     parser = build_parser()
-    assert config_from_args(parser.parse_args(["--per-image"])).per_image is True
-    assert config_from_args(parser.parse_args([])).per_image is False
+    assert config_from_args(parser.parse_args(["--batch-methods"])).batch_methods is True
+    assert config_from_args(parser.parse_args([])).batch_methods is False
 
 
 class RowByRowNet(TinyNet):
@@ -288,7 +289,7 @@ def test_batched_method_rows_equal_one_image_per_call_rows(folder, tmp_path, met
         for per_image in (True, False):
             out = tmp_path / f"{net.__name__}-{per_image}"
             job = build_job(config_for(folder, out, methods=[method], metrics=metrics, batch_size=4,
-                                       per_image=per_image), model=net())
+                                       batch_methods=not per_image), model=net())
             assert job.batched == (set() if per_image else {method})
             run_indices(job, job.indices, out)
             rows[per_image] = strip(read_rows(out))
@@ -476,7 +477,7 @@ def test_road_column_calls_road_with_the_images_seeds(monkeypatch, tmp_path, per
     images = torch.rand(3, 3, 8, 8)
     dataset = [(images[i], i % 2, (images[i, :1] > 0.5).float()) for i in range(3)]
     config = EvalConfig(out=str(tmp_path), methods=["Saliency"], metrics=None, progress=False, seed=7,
-                        max_examples_per_batch=5, target="predicted", per_image=per_image)
+                        max_examples_per_batch=5, target="predicted", batch_methods=not per_image)
     job = build_job(config, dataset=dataset, model=tiny_net())
     assert [c.name for c in job.columns] == ["deletion", "insertion", "road", "localization"]
     run_indices(job, job.indices, tmp_path)

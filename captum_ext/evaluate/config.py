@@ -55,9 +55,10 @@ class EvalConfig:
         reference (str, optional): method the others are compared to in the summary.
         resume (bool): skip images whose rows are written. Default False.
         progress (bool): show a progress bar. Default True.
-        per_image (bool): explain and score every image in a call of its own, also for the
-            methods that could take the batch at once (rows then bit-identical whatever the
-            batch size, order or sharding; slower). Default False.
+        batch_methods (bool): explain and score a batch of images in one call for the methods
+            that allow it (``runner.BATCH_INVARIANT_METHODS``): faster, but their values then
+            depend on the batching by float rounding. Default False: every image in a call of
+            its own, rows bit-identical whatever the batch size, order or sharding.
     """
 
     data: str = ""
@@ -88,7 +89,7 @@ class EvalConfig:
     reference: Optional[str] = None
     resume: bool = False
     progress: bool = True
-    per_image: bool = False
+    batch_methods: bool = False
 
 
 def _toml():

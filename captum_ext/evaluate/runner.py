@@ -17,11 +17,12 @@ same batches are formed again).
 
 Two ways of explaining a batch of ``batch_size`` images:
 
-- **one image per call** (stochastic or batch-dependent methods, and every method with
-  ``EvalConfig.per_image``): each image is explained and scored on its own (the perturbed
-  copies of one image are batched); rows are bit-identical whatever the batching;
-- **the batch in one call** for the methods of :data:`BATCH_INVARIANT_METHODS` (deterministic,
-  each image's map computed from that image alone): the images are explained together and the
+- **one image per call** (the default; always for stochastic or batch-dependent methods): each
+  image is explained and scored on its own (the perturbed copies of one image are batched);
+  rows are bit-identical whatever the batching;
+- **the batch in one call** with ``EvalConfig.batch_methods`` (``--batch-methods``) for the
+  methods of :data:`BATCH_INVARIANT_METHODS` (deterministic, each image's map computed from
+  that image alone): the images are explained together and the
   metric columns score them together (up to ``max_examples_per_batch`` perturbed rows per
   forward). A value then differs from the one-image-per-call value only by the rounding of
   batched forwards and backwards (measured on CPU: within 1e-6; a ranking can flip where two
@@ -270,7 +271,7 @@ def build_job(config: EvalConfig, dataset: Optional[Dataset] = None, model: Opti
     from captum_ext.benchmark.registry import available_methods
 
     registry = available_methods()
-    batched = set() if config.per_image else {name for name in methods if batch_invariant(registry[name])}
+    batched = set() if not config.batch_methods else {name for name in methods if batch_invariant(registry[name])}
     return EvalJob(config, dataset, model, image_ids, methods, columns, mask is not None,
                    (int(image.shape[1]), int(image.shape[2])), indices, batched)
 
