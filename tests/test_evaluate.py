@@ -89,6 +89,32 @@ def strip(rows):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
+def _numbers(value):
+    if isinstance(value, str) and value and not value.replace(" ", "").replace(".", "").isalpha():
+        try:
+            return [float(v) for v in value.split()]
+        except ValueError:
+            return value
+    return value
+
+
+def assert_rows_close(rows, expected, atol, exact_methods=()):
+    """Rows equal field by field; the numbers of methods not in ``exact_methods`` within ``atol``
+    (a batched forward rounds differently from a forward of one image's rows)."""
+    assert [(r["index"], r["method"]) for r in rows] == [(r["index"], r["method"]) for r in expected]
+    for row, want in zip(rows, expected):
+        assert row.keys() == want.keys()
+        if row["method"] in exact_methods:
+            assert row == want
+            continue
+        for key, value in want.items():
+            got, value = _numbers(row[key]), _numbers(value)
+            if isinstance(value, (float, list)) and not isinstance(value, bool):
+                assert got == pytest.approx(value, abs=atol, nan_ok=True), (row["index"], row["method"], key)
+            else:
+                assert got == value, (row["index"], row["method"], key)
+
+
 # ------------------------------------------------------------------------------------- data
 
 
@@ -207,16 +233,72 @@ def test_options_reach_the_method_and_bad_options_fail_early(folder, tmp_path):
 
 
 def test_rows_do_not_depend_on_batch_size_order_or_sharding(folder, tmp_path):
+    """Bit-identical by default (one image per call); with ``batch_methods`` the batched method
+    (Saliency) within float rounding and the one-image-per-call method (TestNoisySaliency)
+    bit-identical."""
     metrics = ["deletion", "insertion", "localization", "morf", "lerf"]
     job = build_job(config_for(folder, tmp_path / "a", metrics=metrics), model=tiny_net())
+    assert job.batched == set()
     run_indices(job, job.indices, tmp_path / "a")
     reference = strip(read_rows(tmp_path / "a"))
     assert len(reference) == 6 * 2 and all(0 <= r["morf"] and 0 <= r["lerf"] for r in reference)
-    job_b = build_job(config_for(folder, tmp_path / "b", batch_size=4, metrics=metrics), model=tiny_net())
-    run_indices(job_b, [5, 3, 1], tmp_path / "b", rank=1)
-    run_indices(job_b, [4, 0, 2], tmp_path / "b", rank=0)
-    assert strip(read_rows(tmp_path / "b")) == reference
-    assert sorted(p.stem for p in (tmp_path / "b" / "rows").iterdir()) == ["0-00000", "1-00000"]
+    for per_image in (True, False):
+        out = tmp_path / f"b{per_image}"
+        job_b = build_job(config_for(folder, out, batch_size=4, metrics=metrics, batch_methods=not per_image),
+                          model=tiny_net())
+        run_indices(job_b, [5, 3, 1], out, rank=1)
+        run_indices(job_b, [4, 0, 2], out, rank=0)
+        if per_image:
+            assert strip(read_rows(out)) == reference
+        else:
+            assert job_b.batched == {"Saliency"}
+            assert_rows_close(strip(read_rows(out)), reference, atol=1e-6, exact_methods={"TestNoisySaliency"})
+        assert sorted(p.stem for p in (out / "rows").iterdir()) == ["0-00000", "1-00000"]
+
+
+def test_batch_methods_flag_reaches_the_config():
+    from captum_ext.evaluate.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["--batch-methods"])).batch_methods is True
+    assert config_from_args(parser.parse_args([])).batch_methods is False
+
+
+class RowByRowNet(TinyNet):
+    """TinyNet evaluated one image at a time: its output for an image never depends on the batch
+    (so rows of a batched method must equal one-image-per-call rows exactly)."""
+
+    def forward(self, x):
+        return torch.cat([super(RowByRowNet, self).forward(row[None]) for row in x])
+
+
+def _row_by_row_net() -> RowByRowNet:
+    torch.manual_seed(0)
+    return RowByRowNet()
+
+
+@pytest.mark.parametrize("method", ["Saliency", "IntegratedGradients"])
+def test_batched_method_rows_equal_one_image_per_call_rows(folder, tmp_path, method):
+    """A batch-invariant method explained and scored a batch at a time gives the rows of one
+    image per call: exactly with a model whose per-image output does not depend on the batch
+    (every column, ROAD included; the localization metrics' ``stamp_distance`` rounds its batched
+    float64 reductions differently: 1e-12), and within float rounding with a batched convolution."""
+    metrics = ["deletion", "insertion", "road", "localization", "morf", "lerf"]
+    for net, atol in ((_row_by_row_net, 0.0), (tiny_net, 1e-6)):
+        rows = {}
+        for per_image in (True, False):
+            out = tmp_path / f"{net.__name__}-{per_image}"
+            job = build_job(config_for(folder, out, methods=[method], metrics=metrics, batch_size=4,
+                                       batch_methods=not per_image), model=net())
+            assert job.batched == (set() if per_image else {method})
+            run_indices(job, job.indices, out)
+            rows[per_image] = strip(read_rows(out))
+        if atol == 0.0:
+            for row, want in zip(rows[False], rows[True]):
+                assert row.pop("stamp_distance") == pytest.approx(want.pop("stamp_distance"), rel=1e-12, abs=0)
+                assert row == want
+        else:
+            assert_rows_close(rows[False], rows[True], atol=atol)
 
 
 def test_rows_hold_the_metric_values(folder, tmp_path):
@@ -365,9 +447,11 @@ def test_cli_toml_config(folder, tmp_path):
 # ------------------------------------------------------------------- ROAD column, Python data
 
 
-def test_road_column_calls_road_per_image_with_its_seed(monkeypatch, tmp_path):
-    """The ROAD column (registered only when captum_ext.metrics.road imports) passes each image
-    its own seed and order, and reports (LeRF - MoRF) / 2 (``metrics.road.road_combined``)."""
+@pytest.mark.parametrize("per_image", [False, True])
+def test_road_column_calls_road_with_the_images_seeds(monkeypatch, tmp_path, per_image):
+    """The ROAD column (registered only when captum_ext.metrics.road imports) calls ``road`` once
+    per order for the images of a call, each image's noise keyed by its own seed
+    (``seed=0, image_indices=seeds``), and reports (LeRF - MoRF) / 2 (``road_combined``)."""
     import sys
     import types
     from dataclasses import dataclass
@@ -382,8 +466,8 @@ def test_road_column_calls_road_per_image_with_its_seed(monkeypatch, tmp_path):
         mean: torch.Tensor
 
     def road(forward_func, inputs, attributions, target, percentages=(0.1, 0.5), order="morf",
-             inpainter="linear", noise=0.01, seed=0, max_examples_per_batch=None):
-        calls.append((order, seed, inputs.shape[0], max_examples_per_batch))
+             inpainter="linear", noise=0.01, seed=0, max_examples_per_batch=None, image_indices=None):
+        calls.append((order, seed, tuple(image_indices), max_examples_per_batch))
         value = torch.full((inputs.shape[0],), 0.25 if order == "morf" else 0.75)
         return RoadResult(value[:, None].repeat(1, 2), value)
 
@@ -393,12 +477,17 @@ def test_road_column_calls_road_per_image_with_its_seed(monkeypatch, tmp_path):
     images = torch.rand(3, 3, 8, 8)
     dataset = [(images[i], i % 2, (images[i, :1] > 0.5).float()) for i in range(3)]
     config = EvalConfig(out=str(tmp_path), methods=["Saliency"], metrics=None, progress=False, seed=7,
-                        max_examples_per_batch=5, target="predicted")
+                        max_examples_per_batch=5, target="predicted", batch_methods=not per_image)
     job = build_job(config, dataset=dataset, model=tiny_net())
     assert [c.name for c in job.columns] == ["deletion", "insertion", "road", "localization"]
     run_indices(job, job.indices, tmp_path)
     rows = read_rows(tmp_path)
-    assert sorted(calls) == sorted((o, derive_seed(7, i), 1, 5) for i in range(3) for o in ("morf", "lerf"))
+    seeds = [derive_seed(7, i) for i in range(3)]
+    if per_image:
+        expected = [(o, 0, (seeds[i],), 5) for i in range(3) for o in ("morf", "lerf")]
+    else:  # Saliency takes the batch at once: one call per order
+        expected = [(o, 0, tuple(seeds), 5) for o in ("morf", "lerf")]
+    assert sorted(calls) == sorted(expected)
     assert all(r["road_morf"] == 0.25 and r["road_lerf"] == 0.75 and r["road"] == 0.25 for r in rows)
     with torch.no_grad():
         predicted = tiny_net()(images).argmax(1).tolist()
@@ -477,7 +566,8 @@ def test_boxes_csv_gives_the_masks_of_the_same_rectangles(folder):
 
 
 def test_road_column_equals_the_road_metric(tmp_path):
-    """With the real ROAD metric, each row equals direct ``road`` calls with the image's seed."""
+    """With the real ROAD metric, each row equals direct ``road`` calls on the image alone, its
+    noise keyed by its seed (the column calls ``road`` once per order for the whole batch)."""
     from captum.attr import Saliency
 
     from captum_ext._utils import derive_seed
@@ -495,8 +585,9 @@ def test_road_column_equals_the_road_metric(tmp_path):
     for i, row in enumerate(rows):
         x = images[i:i + 1]
         maps = Saliency(model).attribute(x, target=i % 2)
-        morf = road(model, x, maps, target=i % 2, order="morf", seed=derive_seed(3, i))
-        lerf = road(model, x, maps, target=i % 2, order="lerf", seed=derive_seed(3, i))
+        keys = [derive_seed(3, i)]  # the image's seed keys its noise: road(seed=0, image_indices=...)
+        morf = road(model, x, maps, target=i % 2, order="morf", seed=0, image_indices=keys)
+        lerf = road(model, x, maps, target=i % 2, order="lerf", seed=0, image_indices=keys)
         assert row["road_morf"] == pytest.approx(morf.mean.item(), abs=1e-9)
         assert row["road_lerf"] == pytest.approx(lerf.mean.item(), abs=1e-9)
         assert row["road"] == pytest.approx(road_combined(morf, lerf).item(), abs=1e-9)

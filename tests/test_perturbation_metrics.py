@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from captum_ext._utils import derive_seed
 from captum_ext.inpaint import ConstantInpainter
 from captum_ext.metrics.perturbation import (
     SMALL_OBJECT_FRACTIONS,
@@ -99,6 +100,24 @@ def test_perfect_and_reversed_rankings_match_the_closed_form(device, dtype, tole
         np.testing.assert_allclose(_np(ins.scores), expected_ins, **tol)
         # linear model: deletion and insertion curves sum to f(x) + f(filled image) at every step
         np.testing.assert_allclose(expected + expected_ins, (expected[:, :1] + expected[:, -1:]).repeat(7, 1))
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 1), (3, 4, 4), (1, 3, 4, 4)])
+def test_constant_tensor_fills_match_the_closed_form(shape):
+    """A constant fill of one value per channel or one whole image, for every chunking of the rows."""
+    model, x = _setup()
+    gen = torch.Generator().manual_seed(1)
+    value = torch.rand(shape, generator=gen, dtype=torch.float64)
+    a = torch.randn(3, 3, 4, 4, generator=gen, dtype=torch.float64)
+    order = np.argsort(-_np(a.sum(1).flatten(1)), axis=1, kind="stable")
+    counts = [0, 5, 10, 15, 16]
+    fill = _np(value).reshape(value.shape[-3:])
+    for insert, fn in ((False, deletion_curve), (True, insertion_curve)):
+        expected = _closed_form_deletion(model, x, order, counts, fill, insert=insert)
+        for rows in (1, 4, 5, 64):
+            scores = fn(model, x, a, target=0, inpainter=value, pixels_per_step=5, softmax=False,
+                        max_examples_per_batch=rows).scores
+            np.testing.assert_allclose(_np(scores), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_the_perfect_ranking_deletes_fastest_at_every_step():
@@ -504,3 +523,38 @@ def test_benchmark_perturbation_columns_equal_the_metrics():
         assert torch.equal(metrics["insertion_minus_deletion"].fn(context), insertion.auc - deletion.auc)
         morf = pixel_perturbation(model, x, a, target, order="morf", inpainter=0.5).mean(1)
         assert torch.equal(metrics["morf"].fn(context), morf)
+
+
+class RowByRow(nn.Module):
+    """A CNN evaluated one row at a time: its output for an image never depends on the batch
+    (batched convolutions and matrix products may round differently with the batch size)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _cnn()
+
+    def forward(self, x):
+        return torch.cat([self.net(row[None]) for row in x])
+
+
+@pytest.mark.parametrize("rows", [4, 9, 20, 64])
+def test_road_of_a_batch_equals_its_images_one_at_a_time_exactly(rows):
+    """With ``image_indices`` the noisy linear imputation of an image sees the same rows (its
+    own, chunked at the same offsets) and the same noise whatever batch it is in."""
+    from captum_ext.metrics.road import road
+
+    model = RowByRow().eval()
+    gen = torch.Generator().manual_seed(2)
+    x, a = torch.rand(3, 3, 12, 12, generator=gen), torch.randn(3, 3, 12, 12, generator=gen)
+    keys = [derive_seed(7, i) for i in range(3)]
+    for order in ("morf", "lerf"):
+        batched = road(model, x, a, target=[0, 1, 2], order=order, image_indices=keys, max_examples_per_batch=rows)
+        for i in range(3):
+            alone = road(model, x[i:i + 1], a[i:i + 1], target=[i], order=order, image_indices=keys[i:i + 1],
+                         max_examples_per_batch=rows)
+            assert torch.equal(batched.scores[i:i + 1], alone.scores)
+            assert torch.equal(batched.correct[i:i + 1], alone.correct)
+    # and the noise is really drawn from the keys: other keys give other scores
+    other = road(model, x, a, target=[0, 1, 2], image_indices=[k + 1 for k in keys], max_examples_per_batch=rows)
+    assert not torch.equal(other.scores, road(model, x, a, target=[0, 1, 2], image_indices=keys,
+                                              max_examples_per_batch=rows).scores)

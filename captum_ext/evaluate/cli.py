@@ -80,6 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     exe.add_argument("--out", default="evaluate_out", help="output folder (default evaluate_out)")
     exe.add_argument("--resume", action="store_true", help="continue a run in --out; nothing written is recomputed")
     exe.add_argument("--batch-size", type=_positive_int, default=16, help="images per written batch (default 16)")
+    exe.add_argument("--batch-methods", action="store_true",
+                     help="explain and score a batch of images in one call for the methods that allow it (Saliency, "
+                          "IntegratedGradients, ...): faster; their values then depend on the batching by float "
+                          "rounding (default: one image per call, rows bit-identical whatever the batching)")
     exe.add_argument("--max-examples-per-batch", type=_positive_int, default=256,
                      help="perturbed images per forward in the metrics (default 256)")
     exe.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -110,7 +114,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         options=merge_options(file_options, args.option), target=args.target, batch_size=args.batch_size,
         max_examples_per_batch=args.max_examples_per_batch, inpainter=args.inpainter, abs=not args.signed,
         device=args.device, seed=args.seed, max_images=args.max_images, grid_images=args.grid_images,
-        reference=args.reference, resume=args.resume, progress=not args.no_progress,
+        reference=args.reference, resume=args.resume, progress=not args.no_progress, batch_methods=args.batch_methods,
     )
 
 

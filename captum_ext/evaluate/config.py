@@ -55,6 +55,10 @@ class EvalConfig:
         reference (str, optional): method the others are compared to in the summary.
         resume (bool): skip images whose rows are written. Default False.
         progress (bool): show a progress bar. Default True.
+        batch_methods (bool): explain and score a batch of images in one call for the methods
+            that allow it (``runner.BATCH_INVARIANT_METHODS``): faster, but their values then
+            depend on the batching by float rounding. Default False: every image in a call of
+            its own, rows bit-identical whatever the batch size, order or sharding.
     """
 
     data: str = ""
@@ -85,6 +89,7 @@ class EvalConfig:
     reference: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    batch_methods: bool = False
 
 
 def _toml():

@@ -7,12 +7,27 @@ Stable API (used by ``captum-ext evaluate``, torchrun ranks and Ray actors)::
     done = completed_indices(out_dir, job.method_names)       # what a resume skips
     summarize(out_dir, reference="Saliency")                  # captum_ext.evaluate.summary
 
-Every value of a row depends only on (seed, image index, method): each image is explained
-and scored on its own (the perturbed copies of one image are batched), with the global torch
-RNG seeded by ``derive_seed(seed, image_index)`` before each method and each metric, and the
-method rebuilt for each image (so a method's own generator starts afresh). So rows do not
-depend on the batch size, the order or the sharding, and a killed run resumed with
-``resume=True`` gives exactly the rows of an uninterrupted one.
+Every value of a row depends only on (seed, image index, method), up to float rounding for
+the methods explained a batch at a time (below): the global torch RNG is seeded by
+``derive_seed(seed, image_index)`` before each method and each metric, every seeded draw of a
+metric is keyed by the image's seed, and a method is rebuilt for each call (so its own generator
+starts afresh). So rows do not depend on the batch size, the order or the sharding, and a
+killed run resumed with ``resume=True`` gives exactly the rows of an uninterrupted one (the
+same batches are formed again).
+
+Two ways of explaining a batch of ``batch_size`` images:
+
+- **one image per call** (the default; always for stochastic or batch-dependent methods): each
+  image is explained and scored on its own (the perturbed copies of one image are batched);
+  rows are bit-identical whatever the batching;
+- **the batch in one call** with ``EvalConfig.batch_methods`` (``--batch-methods``) for the
+  methods of :data:`BATCH_INVARIANT_METHODS` (deterministic, each image's map computed from
+  that image alone): the images are explained together and the
+  metric columns score them together (up to ``max_examples_per_batch`` perturbed rows per
+  forward). A value then differs from the one-image-per-call value only by the rounding of
+  batched forwards and backwards (measured on CPU: within 1e-6; a ranking can flip where two
+  pixels' scores are that close). ``seconds`` and ``metric_seconds`` are the batch's times
+  divided by its number of images.
 """
 
 import csv
@@ -21,7 +36,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -44,6 +59,14 @@ __all__ = [
 ]
 
 Explainer = Callable[[Tensor, Tensor], Tensor]
+
+#: Registered methods whose map of an image does not depend on the other images of the batch
+#: and that draw nothing at random (Captum's gradient and occlusion methods with the registry's
+#: fixed baselines): :func:`run_indices` explains a batch of them in one call. Not here:
+#: ``GradientShap`` (random baselines and noise from the global RNG), ``Random`` (seeded by the
+#: batch size), NeFLAG, IProp and the pruning and inpainting rows (their solvers or samples are
+#: chunked over the batch). A method spec with a ``batch_invariant`` attribute overrides this.
+BATCH_INVARIANT_METHODS = frozenset({"Saliency", "InputXGradient", "IntegratedGradients", "DeepLift", "Occlusion"})
 
 #: Row fields before the metric values.
 ID_FIELDS = ("index", "image_id", "method", "label", "target", "seconds", "metric_seconds")
@@ -72,6 +95,7 @@ class EvalJob:
         has_masks (bool): whether the dataset yields masks.
         image_size (tuple): (H, W) of the first image.
         indices (list of int): every index the run covers (``max_images`` applied).
+        batched (set of str): the methods explained a batch at a time (see the module docstring).
     """
 
     config: EvalConfig
@@ -83,6 +107,7 @@ class EvalJob:
     has_masks: bool
     image_size: Tuple[int, int]
     indices: List[int]
+    batched: Set[str] = field(default_factory=set)
 
     @property
     def method_names(self) -> List[str]:
@@ -99,6 +124,13 @@ class EvalJob:
         config = asdict(self.config)
         return {"methods": self.method_names, "values": values, "curves": curves, "n_images": len(self.indices),
                 "reference": self.config.reference, "grid_images": self.config.grid_images, "config": config}
+
+
+def batch_invariant(spec: Any) -> bool:
+    """Whether a registered method may explain a batch of images in one call (its
+    ``batch_invariant`` attribute, else membership in :data:`BATCH_INVARIANT_METHODS`)."""
+    flag = getattr(spec, "batch_invariant", None)
+    return bool(flag) if flag is not None else spec.name in BATCH_INVARIANT_METHODS
 
 
 def _method_factories(config: EvalConfig, model: nn.Module) -> Dict[str, Callable[[], Explainer]]:
@@ -236,8 +268,12 @@ def build_job(config: EvalConfig, dataset: Optional[Dataset] = None, model: Opti
     columns = select_columns(config.metrics, mask is not None)
     methods = _method_factories(config, model)
     indices = list(range(n if config.max_images is None else min(n, config.max_images)))
+    from captum_ext.benchmark.registry import available_methods
+
+    registry = available_methods()
+    batched = set() if not config.batch_methods else {name for name in methods if batch_invariant(registry[name])}
     return EvalJob(config, dataset, model, image_ids, methods, columns, mask is not None,
-                   (int(image.shape[1]), int(image.shape[2])), indices)
+                   (int(image.shape[1]), int(image.shape[2])), indices, batched)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -363,64 +399,117 @@ def _curve_text(values: Tensor) -> str:
     return " ".join(repr(float(v)) for v in values.tolist())
 
 
-def _evaluate_image(job: EvalJob, index: int, out_dir: Path) -> List[Dict[str, Any]]:
-    config = job.config
+@dataclass
+class _Item:
+    """One image of a batch, ready for the methods."""
+
+    index: int
+    image: Tensor  # (C, H, W) on the model's device
+    label: int
+    mask: Optional[Tensor]  # (1, H, W) on the model's device
+    target: int
+    seed: int
+
+
+def _load_item(job: EvalJob, index: int, device: torch.device) -> _Item:
     image, label, mask = _split_item(job.dataset[index], index)
-    device = _model_device(job.model)
-    inputs = image[None].to(device)
-    masks = None if mask is None else mask[None].to(device)
-    if config.target == "predicted":
-        with torch.no_grad():
-            target = int(job.model(inputs).argmax(1).item())
+    inputs = image.to(device)
+    if job.config.target == "predicted":
+        with torch.no_grad():  # one image per forward: the target never depends on the batch
+            target = int(job.model(inputs[None]).argmax(1).item())
     else:
         target = label
-    target_t = torch.tensor([target], device=device)
-    seed = derive_seed(config.seed, index)
+    return _Item(index, inputs, label, None if mask is None else mask.to(device), target,
+                 derive_seed(job.config.seed, index))
+
+
+def _groups(items: List[_Item], batched: bool) -> List[List[_Item]]:
+    """The calls of one method: every image alone, or the images of one shape together."""
+    if not batched:
+        return [[item] for item in items]
+    by_shape: Dict[Tuple[int, ...], List[_Item]] = {}
+    for item in items:
+        by_shape.setdefault(tuple(item.image.shape), []).append(item)
+    return list(by_shape.values())
+
+
+def _explain_group(job: EvalJob, name: str, group: List[_Item]) -> Tuple[List[Dict[str, Any]], Tensor]:
+    """Rows of ``group`` (explained in one call) for the method ``name``, and its maps (on CPU)."""
+    config = job.config
+    inputs = torch.stack([item.image for item in group])
+    masks = None if any(item.mask is None for item in group) else torch.stack([item.mask for item in group])  # type: ignore[misc]
+    target_t = torch.tensor([item.target for item in group], device=inputs.device)
+    seed = group[0].seed
     options = {"inpainter": config.inpainter, "max_examples_per_batch": config.max_examples_per_batch,
                "abs": config.abs}
-    rows: List[Dict[str, Any]] = []
-    maps: Dict[str, Tensor] = {}
-    for name, factory in job.methods.items():
-        torch.manual_seed(seed)
-        explain = factory()
-        start = time.perf_counter()
-        with warnings.catch_warnings():  # Captum's note, once per image, would flood the output
-            warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
-            attributions = explain(inputs, target_t)
-        seconds = time.perf_counter() - start
-        if isinstance(attributions, tuple):
-            attributions = attributions[0]
-        attributions = attributions.detach()
-        row: Dict[str, Any] = {"index": index, "image_id": job.image_ids[index], "method": name, "label": label,
-                               "target": target, "seconds": seconds}
-        context = ColumnContext(job.model, inputs, target_t, attributions, masks, explain, [seed], options)
-        finite = bool(torch.isfinite(attributions).all())
-        if not finite:
-            warnings.warn(f"{name} gave a non-finite map for image {job.image_ids[index]}; its metrics are NaN",
-                          RuntimeWarning, stacklevel=2)
-        start = time.perf_counter()
-        values: Dict[str, Any] = {}
+    torch.manual_seed(seed)
+    explain = job.methods[name]()
+    start = time.perf_counter()
+    with warnings.catch_warnings():  # Captum's note, once per image, would flood the output
+        warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
+        attributions = explain(inputs, target_t)
+    seconds = (time.perf_counter() - start) / len(group)
+    if isinstance(attributions, tuple):
+        attributions = attributions[0]
+    attributions = attributions.detach()
+    finite = torch.isfinite(attributions.flatten(1)).all(dim=1).tolist()
+    for item, ok in zip(group, finite):
+        if not ok:
+            warnings.warn(f"{name} gave a non-finite map for image {job.image_ids[item.index]}; its metrics are NaN",
+                          RuntimeWarning, stacklevel=3)
+    keep = [k for k, ok in enumerate(finite) if ok]
+    values: List[Dict[str, Any]] = [{} for _ in group]
+    start = time.perf_counter()
+    if keep:
+        rows = torch.tensor(keep, device=inputs.device) if len(keep) < len(group) else None
+        pick = (lambda t: t) if rows is None else (lambda t: t[rows])
+        context = ColumnContext(job.model, pick(inputs), pick(target_t), pick(attributions),
+                                None if masks is None else pick(masks), explain, [group[k].seed for k in keep],
+                                options)
         for column in job.columns:
-            if not finite:
-                values.update({v: math.nan for v in column.values})
-                values.update({c: "" for c in column.curves})
-                continue
             torch.manual_seed(seed)
             for key, value in column.fn(context).items():
                 value = value.detach().cpu()
-                values[key] = _curve_text(value[0]) if key in column.curves else float(value[0])
-        row["metric_seconds"] = time.perf_counter() - start
-        row.update(values)
-        rows.append(row)
-        if index < config.grid_images:
-            maps[name] = attributions.cpu()[0]
-    if index < config.grid_images:
-        maps_dir = out_dir / "maps"
-        maps_dir.mkdir(parents=True, exist_ok=True)
-        tmp = maps_dir / f"{index}.pt.tmp"
-        torch.save({"image": image, "mask": mask, "image_id": job.image_ids[index], "maps": maps}, tmp)
-        os.replace(tmp, maps_dir / f"{index}.pt")
-    return rows
+                for j, k in enumerate(keep):
+                    values[k][key] = _curve_text(value[j]) if key in column.curves else float(value[j])
+    metric_seconds = (time.perf_counter() - start) / len(group)
+    out = []
+    for k, item in enumerate(group):
+        row: Dict[str, Any] = {"index": item.index, "image_id": job.image_ids[item.index], "method": name,
+                               "label": item.label, "target": item.target, "seconds": seconds,
+                               "metric_seconds": metric_seconds}
+        if not finite[k]:
+            for column in job.columns:
+                values[k].update({v: math.nan for v in column.values})
+                values[k].update({c: "" for c in column.curves})
+        row.update(values[k])
+        out.append(row)
+    return out, attributions.cpu()
+
+
+def _evaluate_batch(job: EvalJob, indices: Sequence[int], out_dir: Path) -> List[Dict[str, Any]]:
+    """Rows of the images ``indices``: image-major, the methods in their order."""
+    config = job.config
+    device = _model_device(job.model)
+    items = [_load_item(job, index, device) for index in indices]
+    rows: Dict[int, List[Dict[str, Any]]] = {item.index: [] for item in items}
+    maps: Dict[int, Dict[str, Tensor]] = {item.index: {} for item in items if item.index < config.grid_images}
+    for name in job.methods:
+        for group in _groups(items, name in job.batched):
+            group_rows, attributions = _explain_group(job, name, group)
+            for k, (item, row) in enumerate(zip(group, group_rows)):
+                rows[item.index].append(row)
+                if item.index in maps:
+                    maps[item.index][name] = attributions[k]
+    for item in items:
+        if item.index in maps:
+            maps_dir = out_dir / "maps"
+            maps_dir.mkdir(parents=True, exist_ok=True)
+            tmp = maps_dir / f"{item.index}.pt.tmp"
+            torch.save({"image": item.image.cpu(), "mask": None if item.mask is None else item.mask.cpu(),
+                        "image_id": job.image_ids[item.index], "maps": maps[item.index]}, tmp)
+            os.replace(tmp, maps_dir / f"{item.index}.pt")
+    return [row for item in items for row in rows[item.index]]
 
 
 def write_manifest(job: EvalJob, out_dir: "str | Path") -> Path:
@@ -479,10 +568,9 @@ def run_indices(
         with preserved_model_state(job.model, rng=True):
             job.model.eval()
             for start in range(0, len(todo), job.config.batch_size):
-                rows: List[Dict[str, Any]] = []
-                for index in todo[start:start + job.config.batch_size]:
-                    rows += _evaluate_image(job, index, out)
-                    bar.update(1)
+                batch = todo[start:start + job.config.batch_size]
+                rows = _evaluate_batch(job, batch, out)
+                bar.update(len(batch))
                 _write_rows(out / "rows" / f"{tag}-{number:05d}", rows)
                 number += 1
                 batches += 1

@@ -44,9 +44,10 @@ the model is left as it was (training flags, ``requires_grad``, hooks and, when 
 training mode, parameter and buffer values).
 """
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from captum.log import log_usage
@@ -64,7 +65,8 @@ from captum_ext._checks import (
 )
 from captum_ext._compat import TargetType
 from captum_ext._utils import deprecated_kwarg, warn_external
-from captum_ext.inpaint import ConstantInpainter, apply_inpainter
+from captum_ext.inpaint import ConstantInpainter
+from captum_ext.inpaint.base import _apply_inpainter
 from captum_ext.inpaint.registry import resolve_inpainter
 from captum_ext.metrics._common import (
     check_class_index,
@@ -144,22 +146,60 @@ def resolve_filler(filler: InpainterLike) -> Filler:
     return resolve_inpainter(filler, name="filler")
 
 
+class _Rows:
+    """A :data:`RowFill` with what :func:`_perturbed_scores` may exploit about it.
+
+    ``constant``: the value of a constant fill (the rows are then composited in one pass,
+    straight from the clean images, without building the unperturbed copies first);
+    ``per_image``: the fill is called once per image's rows, and chunks of rows never split an
+    image's rows differently from a call on that image alone (an iterative solver then sees
+    the same rows whatever batch the image is in).
+    """
+
+    def __init__(self, fill: RowFill, constant: Optional[Any] = None, per_image: bool = False) -> None:
+        self.fill, self.constant, self.per_image = fill, constant, per_image
+
+    def __call__(self, images: Tensor, holes: Tensor, image: Tensor, step: Tensor) -> Tensor:
+        return self.fill(images, holes, image, step)
+
+
 def _row_fill(inpainter: Filler, image_indices: Optional[Sequence[int]] = None) -> RowFill:
     """The fill of perturbed rows: ROAD's noisy inpainter gets per-(image, step) seeds.
 
     The key of row (image ``b``, step ``s``) is ``(image_indices[b], s)``, or ``(b, s)``
-    without ``image_indices``.
+    without ``image_indices``. The noisy inpainter is called once per image (its rows of the
+    chunk), so an image's imputation does not depend on the other images of the batch.
+    Other inpainters run through ``apply_inpainter`` without its scan of the known pixels
+    (every caller checked ``inputs`` for NaN and inf already).
     """
     from captum_ext.inpaint.linear import NoisyLinearInpainter
 
     if isinstance(inpainter, NoisyLinearInpainter):
 
         def noisy(images: Tensor, holes: Tensor, image: Tensor, step: Tensor) -> Tensor:
-            ids = image.tolist() if image_indices is None else [int(image_indices[i]) for i in image.tolist()]
-            return inpainter(images, holes, image_indices=list(zip(ids, step.tolist())))
+            positions = image.tolist()
+            ids = positions if image_indices is None else [int(image_indices[i]) for i in positions]
+            keys = list(zip(ids, step.tolist()))
+            out = []
+            for lo, hi in _runs(positions):
+                out.append(inpainter(images[lo:hi], holes[lo:hi], image_indices=keys[lo:hi]))
+            return out[0] if len(out) == 1 else torch.cat(out)
 
-        return noisy
-    return lambda images, holes, image, step: apply_inpainter(inpainter, images, holes)
+        return _Rows(noisy, per_image=True)
+    constant = inpainter.value if type(inpainter) in (ConstantInpainter, ConstantFill) else None  # type: ignore[attr-defined]
+    return _Rows(lambda images, holes, image, step: _apply_inpainter(inpainter, images, holes, None, check_known=False),
+                 constant=constant)
+
+
+def _runs(values: Sequence[int]) -> List[Tuple[int, int]]:
+    """``[(lo, hi), ...]``: the maximal runs of equal consecutive entries of ``values``."""
+    runs: List[Tuple[int, int]] = []
+    lo = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[lo]:
+            runs.append((lo, i))
+            lo = i
+    return runs
 
 
 def _pixel_scores(attributions: Tensor, inputs: Tensor, abs: bool, reduce: str) -> Tuple[Tensor, Tensor]:
@@ -185,6 +225,12 @@ def _pixel_scores(attributions: Tensor, inputs: Tensor, abs: bool, reduce: str) 
     return reduced.flatten(1), bad
 
 
+@functools.lru_cache(maxsize=16)
+def _tie_permutation(n: int, tie_seed: int) -> Tensor:
+    """The seeded permutation of ``n`` pixel indices that breaks ties (CPU; never written to)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(tie_seed))
+
+
 def pixel_ranks(scores: Tensor, descending: bool = True, tie_seed: int = 0) -> Tensor:
     """The position of every pixel in the removal order, per image.
 
@@ -206,8 +252,13 @@ def pixel_ranks(scores: Tensor, descending: bool = True, tie_seed: int = 0) -> T
     """
     check_tensor("scores", scores, dims=(2,), finite=True)
     check_number("tie_seed", tie_seed, integer=True)
+    return _ranks(scores, descending, int(tie_seed))
+
+
+def _ranks(scores: Tensor, descending: bool, tie_seed: int) -> Tensor:
+    """:func:`pixel_ranks` without its checks (for scores made finite by :func:`_pixel_scores`)."""
     batch, n = scores.shape
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(tie_seed)).to(scores.device)
+    perm = _tie_permutation(n, tie_seed).to(scores.device)
     order = perm[torch.sort(scores[:, perm], dim=1, descending=descending, stable=True).indices]
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(n, device=scores.device).expand(batch, n))
@@ -259,6 +310,35 @@ def _resolve_target(
     return torch.cat(preds).to(inputs.device)
 
 
+def _row_chunks(batch: int, steps: int, max_rows: int, per_image: bool) -> List[Tuple[int, int]]:
+    """Row ranges ``[lo, hi)`` of the forwards over the ``batch * steps`` rows (image-major).
+
+    ``per_image``: no chunk splits an image's rows except where they exceed ``max_rows``, and
+    then at the same offsets as for the image alone (whole images per chunk otherwise).
+    """
+    total = batch * steps
+    if not per_image:
+        return [(lo, min(lo + max_rows, total)) for lo in range(0, total, max_rows)]
+    if steps <= max_rows:
+        per = (max_rows // steps) * steps
+        return [(lo, min(lo + per, total)) for lo in range(0, total, per)]
+    return [(b * steps + lo, b * steps + min(lo + max_rows, steps)) for b in range(batch)
+            for lo in range(0, steps, max_rows)]
+
+
+def _constant_value(value: Any, inputs: Tensor) -> Optional[Tensor]:
+    """A constant fill as a tensor broadcastable to one image ``(1, C, H, W)``; None otherwise
+    (e.g. one value per example), which takes the general path."""
+    value = torch.as_tensor(value, dtype=inputs.dtype, device=inputs.device)
+    one = (1,) + tuple(inputs.shape[1:])
+    try:
+        if torch.broadcast_shapes(value.shape, one) != torch.Size(one):
+            return None
+    except RuntimeError:
+        return None
+    return value
+
+
 @torch.no_grad()
 def _perturbed_scores(
     forward_func: Callable,
@@ -276,20 +356,37 @@ def _perturbed_scores(
     """Scores (B, S): image ``b`` with its first ``counts[s]`` ranked pixels removed (or inserted).
 
     With ``with_hits`` also (B, S) bool: whether the target is still the arg-max.
+
+    Row ``(b, s)`` is ``b * S + s``; each chunk of rows is built image by image (the masks
+    ``ranks[b] < counts[s]`` by broadcasting, without copying the ranks; a constant fill
+    composited straight from the clean image), filled and scored in one forward.
     """
-    batch, _, height, width = inputs.shape
+    batch, channels, height, width = inputs.shape
     steps = counts.numel()
-    pair_image = torch.arange(batch, device=inputs.device).repeat_interleave(steps)
-    pair_step = torch.arange(steps, device=inputs.device).repeat(batch)
+    num_pixels = height * width
+    counts_col = counts.view(-1, 1).to(ranks.dtype)
+    value = getattr(fill, "constant", None)
+    constant = None if value is None else _constant_value(value, inputs)
     scores = torch.empty(batch * steps, dtype=torch.float64, device=inputs.device)
     hits = torch.empty(batch * steps, dtype=torch.bool, device=inputs.device)
-    for lo in range(0, batch * steps, max_rows):
-        b, s = pair_image[lo:lo + max_rows], pair_step[lo:lo + max_rows]
-        first_k = ranks[b] < counts[s][:, None]  # (n, N): the first counts[s] pixels of the order
-        holes = (~first_k if insert else first_k).view(-1, 1, height, width)
-        images = fill(inputs[b], holes, b, s)
-        rows = slice(lo, lo + b.numel())
-        scores[rows], hits[rows] = _model_scores(forward_func, images, target[b], softmax, _args(args, b, batch))
+    compare = torch.ge if insert else torch.lt  # holes: the pixels not inserted / the ones removed
+    for lo, hi in _row_chunks(batch, steps, max_rows, bool(getattr(fill, "per_image", False))):
+        holes = torch.empty(hi - lo, num_pixels, dtype=torch.bool, device=inputs.device)
+        images = None if constant is None else torch.empty(hi - lo, channels, height, width, dtype=inputs.dtype,
+                                                            device=inputs.device)
+        for b in range(lo // steps, (hi - 1) // steps + 1):  # the images of the chunk
+            s_lo, s_hi = max(lo - b * steps, 0), min(hi - b * steps, steps)
+            r_lo, r_hi = b * steps + s_lo - lo, b * steps + s_hi - lo
+            compare(ranks[b:b + 1], counts_col[s_lo:s_hi], out=holes[r_lo:r_hi])
+            if images is not None and constant is not None:
+                torch.where(holes[r_lo:r_hi].view(-1, 1, height, width), constant, inputs[b:b + 1],
+                            out=images[r_lo:r_hi])
+        rows = torch.arange(lo, hi, device=inputs.device)
+        b_rows = torch.div(rows, steps, rounding_mode="floor")
+        if images is None:
+            images = fill(inputs[b_rows], holes.view(-1, 1, height, width), b_rows, rows - b_rows * steps)
+        scores[lo:hi], hits[lo:hi] = _model_scores(forward_func, images, target[b_rows], softmax,
+                                                   _args(args, b_rows, batch))
     if with_hits:
         return scores.view(batch, steps), hits.view(batch, steps)
     return scores.view(batch, steps)
@@ -458,7 +555,8 @@ def _curve(
         return PerturbationCurve(x, torch.zeros(0, counts.numel(), dtype=torch.float64, device=inputs.device))
     with model_guard(forward_func):
         target_t = _resolve_target(forward_func, inputs, target, max_rows, additional_forward_args)
-        ranks = pixel_ranks(scores, descending=True, tie_seed=tie_seed)
+        check_number("tie_seed", tie_seed, integer=True)
+        ranks = _ranks(scores, True, int(tie_seed))
         values = _perturbed_scores(
             forward_func, inputs, ranks, counts, insert, _row_fill(inpainter), target_t, softmax, max_rows,
             additional_forward_args,
@@ -701,7 +799,8 @@ def pixel_perturbation(
     counts = torch.cat([counts.new_zeros(1), counts])  # step 0: the clean image
     with model_guard(forward_func):
         target_t = _resolve_target(forward_func, inputs, target, max_rows, additional_forward_args)
-        ranks = pixel_ranks(scores, descending=order == "morf", tie_seed=tie_seed)
+        check_number("tie_seed", tie_seed, integer=True)
+        ranks = _ranks(scores, order == "morf", int(tie_seed))
         values = _perturbed_scores(
             forward_func, inputs, ranks, counts, False, _row_fill(fill), target_t, softmax, max_rows,
             additional_forward_args,
