@@ -84,7 +84,8 @@ def _check_options(
 
 
 def _check_finite(name: str, tensor: Tensor) -> None:
-    bad = ~torch.isfinite(tensor.detach()).flatten(1).all(dim=1)
+    flat = tensor.detach().flatten(1)  # amax / amin propagate NaN and keep inf: no boolean map
+    bad = ~(torch.isfinite(flat.amax(dim=1)) & torch.isfinite(flat.amin(dim=1)))
     if bool(bad.any()):
         images = bad.nonzero().flatten().tolist()
         raise ValueError(

@@ -36,12 +36,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_ext._checks import (
-    check_finite,
     check_image_batch,
     check_int_at_least,
     check_positive,
 )
-from captum_ext.propagate.graph import window_offsets
+from captum_ext.propagate.graph import check_all_finite, window_offsets
 from captum_ext.propagate.operators import stencil_accumulate
 
 #: Grids with at most this many pixels per image are solved exactly (dense Cholesky).
@@ -167,7 +166,7 @@ class MultigridPreconditioner:
         damping: float = JACOBI_DAMPING,
     ) -> None:
         check_image_batch("stencil", stencil)
-        check_finite("stencil", stencil)
+        check_all_finite("stencil", stencil)
         check_int_at_least("radius", radius, 0)
         if stencil.shape[1] != (2 * radius + 1) ** 2:
             raise ValueError(

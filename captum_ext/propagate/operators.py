@@ -13,6 +13,7 @@ separate right-hand side on the same graph (the graph is per image, the channels
 row-normalised transition matrix, ``D = diag(W 1)`` the degrees.
 """
 
+import functools
 import warnings
 from abc import ABC, abstractmethod
 from typing import Optional, Tuple
@@ -58,22 +59,30 @@ def stencil_accumulate(
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _window_slices(radius: int, height: int, width: int) -> Tuple[Tuple[int, tuple, tuple], ...]:
+    """``(k, target, source)`` index tuples of the non-centre offsets that reach inside the image
+    (computed once per grid: building slices per pass cost as much as a small pass)."""
+    passes = []
+    offsets = window_offsets(radius)
+    for k, (dy, dx) in enumerate(offsets):  # K offsets, never pixels
+        (ty, tx), (sy, sx) = shifted_slices(dy, dx, height, width)
+        if k != len(offsets) // 2 and ty.stop > ty.start and tx.stop > tx.start:
+            passes.append((k, (Ellipsis, ty, tx), (Ellipsis, sy, sx)))
+    return tuple(passes)
+
+
 def _accumulate(stencil: Tensor, x: Tensor, radius: int, out: Tensor,
                 base: Optional[Tensor]) -> None:
     height, width = x.shape[2:]
-    offsets = window_offsets(radius)
-    center = len(offsets) // 2
+    center = (2 * radius + 1) ** 2 // 2
     # the centre offset covers every pixel, so it initialises the output
     if base is None:
         torch.mul(x, stencil[:, center : center + 1], out=out)
     else:
         torch.addcmul(base, stencil[:, center : center + 1], x, out=out)
-    for k, (dy, dx) in enumerate(offsets):  # K offsets, never pixels
-        if k == center:
-            continue
-        (ty, tx), (sy, sx) = shifted_slices(dy, dx, height, width)
-        if ty.stop > ty.start and tx.stop > tx.start:
-            out[..., ty, tx].addcmul_(stencil[:, k : k + 1, ty, tx], x[..., sy, sx])
+    for k, target, source in _window_slices(radius, height, width):
+        out[target].addcmul_(stencil[:, k : k + 1][target], x[source])
 
 
 class GraphOperator(ABC):
