@@ -41,7 +41,7 @@ from captum_ext._checks import (
     check_positive,
 )
 from captum_ext.propagate.graph import check_all_finite, window_offsets
-from captum_ext.propagate.operators import stencil_accumulate
+from captum_ext.propagate.operators import _window_slices, stencil_accumulate
 
 #: Grids with at most this many pixels per image are solved exactly (dense Cholesky).
 COARSEST_PIXELS = 64
@@ -66,6 +66,31 @@ def system_stencil(weights: Tensor, degree: Tensor, gamma: float) -> Tensor:
     stencil = -weights
     center = weights.shape[1] // 2
     stencil[:, center] += degree[:, 0] / gamma
+    return stencil
+
+
+def scaled_system_stencil(weights: Tensor, degree: Tensor, gamma: float) -> Tensor:
+    """The stencil of ``S A S``, ``A = D / gamma - W`` and ``S = (D / gamma)^-1/2`` (diagonal).
+
+    The symmetric Jacobi scaling of :func:`system_stencil`: its diagonal is
+    ``1 - gamma w_ii / d_i`` and entry ``k`` of pixel ``i`` is ``-w_ij s_i s_j``.
+
+    Examples::
+
+        >>> w = torch.zeros(1, 9, 2, 2); w[:, 4] = 1.0; w[:, 5, :, 0] = 1.0; w[:, 3, :, 1] = 1.0
+        >>> a = scaled_system_stencil(w, w.sum(1, keepdim=True), gamma=0.5)
+        >>> a[0, 4, 0, 0].item(), a[0, 5, 0, 0].item()  # 1 - 0.5 / 2, -0.5 / 2
+        (0.75, -0.25)
+    """
+    inverse_sqrt = (degree / gamma).rsqrt()  # (B, 1, H, W)
+    stencil = weights * inverse_sqrt
+    radius = int(round(weights.shape[1] ** 0.5)) // 2
+    for k, target, source in _window_slices(radius, *weights.shape[2:]):  # K offsets
+        stencil[:, k][target] *= inverse_sqrt[:, 0][source]
+    center = weights.shape[1] // 2
+    stencil[:, center] = 1.0 - stencil[:, center] * inverse_sqrt[:, 0]
+    stencil[:, :center].neg_()
+    stencil[:, center + 1 :].neg_()
     return stencil
 
 

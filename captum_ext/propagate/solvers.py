@@ -36,7 +36,11 @@ from torch import Tensor
 from captum_ext._checks import check_choice
 from captum_ext._utils import check_fraction, check_int_at_least, check_positive, warn_external
 from captum_ext.propagate.graph import check_all_finite
-from captum_ext.propagate.multigrid import MultigridPreconditioner, stencil_apply, system_stencil
+from captum_ext.propagate.multigrid import (
+    MultigridPreconditioner,
+    scaled_system_stencil,
+    stencil_apply,
+)
 from captum_ext.propagate.operators import GraphOperator, StencilOperator
 
 SOLVERS = ("cg", "value_iteration")
@@ -144,6 +148,13 @@ def _finish(
     info = SolveInfo(solver, iterations, residual, bound, converged, image_iterations,
                      image_converged, preconditioner)
     return values * scale, info
+
+
+def _residual(op: GraphOperator, values: Tensor, reward: Tensor, gamma: float,
+              scratch: Tensor) -> Tensor:
+    """``R - (I - gamma P) V = R - V + W V / (D / gamma)``, written into ``scratch``."""
+    product = op.apply(values, out=scratch)
+    return torch.addcdiv(reward - values, product, op.degree / gamma, out=scratch)
 
 
 def _identity(reward: Tensor) -> Tuple[Tensor, SolveInfo]:
@@ -277,33 +288,42 @@ def conjugate_gradient(
     if gamma == 0:
         return _identity(reward)
     R, scale = _normalise(reward, op)
-    # The scaled system A' V = b', A' = D / gamma - W, b' = D R / gamma, has the solution of
-    # (D - gamma W) V = D R; preconditioned with diag D / gamma, its preconditioned residual
-    # z = (b' - A' V) / (D / gamma) is exactly the residual R - (I - gamma P) V.
-    degree_over_gamma = op.degree / gamma
+    # The system A' V = b', A' = D / gamma - W, b' = D R / gamma, has the solution of
+    # (D - gamma W) V = D R. CG runs on its symmetric Jacobi scaling: with s = (D / gamma)^-1/2,
+    # A~ = S A' S (unit diagonal but for the self-loop), V = s y, b~ = s b' = R / s. This is
+    # Jacobi-preconditioned CG in exact arithmetic, but needs no preconditioning pass and its
+    # r.z is a plain sum of squares. The residual r~ = s (b' - A' V), so the stopping rule's
+    # residual of (I - gamma P) V = R is r~ s.
+    inverse_sqrt = (op.degree / gamma).rsqrt()  # s, (B, 1, H, W)
     dims = _reduce_dims(op)
     threshold = tol * (1.0 - gamma)
-    scratch = torch.empty_like(R)
+    scratch, scaled_residual = torch.empty_like(R), torch.empty_like(R)
     batch = R.shape[0]
+    s_max = _per_image_max(inverse_sqrt, op).flatten()  # s > 0
+    s_min = inverse_sqrt.amin(dim=(1, 2, 3)).flatten()
+    s_min = s_min if op.block_diagonal else s_min.amin().expand_as(s_min)
 
-    # a window graph: -A' as one stencil (the diagonal folded into the centre weight), K passes
+    # a window graph: -A~ as one stencil (the diagonal folded into the centre weight), K passes
     negated_stencil: Optional[Tensor] = None
     radius = 0
     if isinstance(op, StencilOperator):
-        negated_stencil = system_stencil(op.weights, op.degree, gamma).neg_()
+        negated_stencil = scaled_system_stencil(op.weights, op.degree, gamma).neg_()
         radius = op.radius
 
-    def negated_system(v: Tensor) -> Tensor:  # -A' v = W v - (D / gamma) v
+    def negated_system(v: Tensor) -> Tensor:  # -A~ v = s W (s v) - v
         if negated_stencil is not None:
             return stencil_apply(negated_stencil, v, radius, out=scratch)
-        return torch.addcmul(
-            op.apply(v, out=scratch), degree_over_gamma, v, value=-1.0, out=scratch
-        )
+        op.apply(torch.mul(v, inverse_sqrt, out=scratch), out=scaled_residual)
+        return torch.addcmul(v, scaled_residual, inverse_sqrt, value=-1.0, out=scratch).neg_()
 
     def dot(a: Tensor, b: Tensor) -> Tensor:  # per system, (B, M, 1, 1)
         # vecdot: one fused multiply-sum; a batched (1, N) @ (N, 1) matmul is ~7x slower on CPUs
         products = torch.linalg.vecdot(a.flatten(2), b.flatten(2))[..., None, None]
         return products if len(dims) == 2 else products.sum(dim=0, keepdim=True)
+
+    def square_norm(a: Tensor) -> Tensor:  # dot(a, a), one read pass
+        norms = torch.linalg.vector_norm(a.flatten(2), dim=-1)[..., None, None].square_()
+        return norms if len(dims) == 2 else norms.sum(dim=0, keepdim=True)
 
     def per_image(flags: Tensor) -> Tensor:  # (B or 1, M, 1, 1) -> (B,): any channel
         flags = flags.flatten(1).any(dim=1)
@@ -316,49 +336,55 @@ def conjugate_gradient(
         multigrid = MultigridPreconditioner(-negated_stencil, radius)
     used = "multigrid" if multigrid is not None else "jacobi"
 
-    def precondition(r: Tensor, out: Tensor) -> Tensor:
-        if multigrid is None:
-            return torch.div(r, degree_over_gamma, out=out)
-        return out.copy_(multigrid(r))
+    def residual_max(r: Tensor) -> Tensor:  # (B,) max|R - (I - gamma P) V| = max|r~ s|
+        # bounded by max|r~| max s and min s; the product pass runs only when they straddle
+        bound = _per_image_max(r, op).flatten()
+        upper, lower = bound * s_max, bound * s_min
+        unsure = (upper > threshold) & (lower <= threshold)
+        if not bool(unsure.any()):
+            return upper
+        exact = _per_image_max(torch.mul(r, inverse_sqrt, out=scaled_residual), op).flatten()
+        return torch.where(unsure, exact, upper)
 
-    def residual_max(r: Tensor, z: Tensor) -> Tensor:  # (B,) max|R - (I - gamma P) V|
-        scaled = z if multigrid is None else r / degree_over_gamma
-        return _per_image_max(scaled, op).flatten()
-
-    values = R / (1.0 - gamma)
-    residual = torch.addcmul(negated_system(values), degree_over_gamma, R)
-    z = precondition(residual, torch.empty_like(R))
+    values = R / ((1.0 - gamma) * inverse_sqrt)  # y_0 = V_0 / s, V_0 = R / (1 - gamma)
+    residual = torch.add(negated_system(values), R / inverse_sqrt)  # b~ - A~ y
+    z = residual if multigrid is None else multigrid(residual)
     direction = z.clone()
-    rz = dot(residual, z)
-    active = residual_max(residual, z) > threshold
+    rz = square_norm(residual) if multigrid is None else dot(residual, z)
+    active = residual_max(residual) > threshold
     image_iterations = torch.zeros(batch, dtype=torch.long, device=R.device)
+    tiny = torch.finfo(R.dtype).tiny
     iterations = 0
     while iterations < max_iter and bool(active.any()):
         iterations += 1
         image_iterations += active
         negated_image = negated_system(direction)
         curvature = -dot(direction, negated_image)
-        alpha = rz / torch.where(curvature > 0, curvature, torch.ones_like(curvature))
-        broken = ~torch.isfinite(alpha) | (curvature <= 0)
+        # a curvature below the smallest normal float is the precision limit (tol = 0), not a
+        # step: dividing by it would throw the iterate away
+        alpha = rz / torch.where(curvature > tiny, curvature, torch.ones_like(curvature))
+        broken = ~torch.isfinite(alpha) | (curvature <= tiny)
         # frozen images (converged, or at the float precision limit) take zero steps
         gate = (active & ~per_image(broken & (rz != 0))).view(-1, 1, 1, 1)
         alpha = torch.where(gate & ~broken, alpha, 0.0)
         values.addcmul_(alpha, direction)
         residual.addcmul_(alpha, negated_image)
-        precondition(residual, out=z)
-        rz_new = dot(residual, z)
+        if multigrid is None:
+            z, rz_new = residual, square_norm(residual)
+        else:
+            z = multigrid(residual)
+            rz_new = dot(residual, z)
         beta = torch.where(gate & (rz != 0), rz_new / torch.where(rz != 0, rz, 1.0), 0.0)
         beta = torch.where(torch.isfinite(beta), beta, 0.0)
         rz = rz_new
         torch.addcmul(z, beta, direction, out=direction)
         if iterations % _FLUSH_EVERY == 0:
             _flush_(direction)
-        last_max = residual_max(residual, z)
+        last_max = residual_max(residual)
         active = gate.flatten() & (last_max > threshold)
-    true_residual = _per_image_max(
-        torch.addcmul(negated_system(values), degree_over_gamma, R) / degree_over_gamma, op
-    )
-    image_converged = residual_max(residual, z) <= threshold
+    image_converged = residual_max(residual) <= threshold
+    values.mul_(inverse_sqrt)  # V = s y
+    true_residual = _per_image_max(_residual(op, values, R, gamma, scratch), op)
     return _finish("cg", values, scale, iterations, true_residual, gamma, tol, max_iter, warn,
                    image_iterations, image_converged, used)
 
