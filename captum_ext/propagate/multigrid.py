@@ -201,18 +201,20 @@ class MultigridPreconditioner:
         check_int_at_least("coarsest_pixels", coarsest_pixels, 1)
         check_positive("damping", damping)
         self.damping = damping
-        self.levels: List[Tuple[Tensor, int, Tensor]] = []  # (stencil, radius, damping / diag)
+        # (-stencil, radius, damping / diagonal) per grid: the negated stencil makes each
+        # residual r - A e one fused stencil pass (stencil_accumulate with base r)
+        self.levels: List[Tuple[Tensor, int, Tensor]] = []
         center = lambda s: s.shape[1] // 2  # noqa: E731
         while True:
             diagonal = stencil[:, center(stencil)].unsqueeze(1)
-            self.levels.append((stencil, radius, damping / diagonal))
+            self.levels.append((-stencil, radius, damping / diagonal))
             height, width = stencil.shape[2:]
             if height * width <= coarsest_pixels or min(height, width) < 2:
                 break
             stencil, radius = galerkin_coarsen(stencil, radius)
         coarsest, coarse_radius, _ = self.levels[-1]
         # float64 Cholesky of the small coarsest systems: exact and cheap
-        dense = _dense(coarsest.double(), coarse_radius)
+        dense = _dense(-coarsest.double(), coarse_radius)
         self.cholesky = torch.linalg.cholesky(dense)
         self.coarse_shape = coarsest.shape[2:]
 
@@ -230,12 +232,12 @@ class MultigridPreconditioner:
     def _cycle(self, level: int, r: Tensor) -> Tensor:
         if level == len(self.levels) - 1:
             return self._solve_coarsest(r)
-        stencil, radius, scaled_inverse = self.levels[level]
+        negated, radius, scaled_inverse = self.levels[level]
         height, width = r.shape[2:]
         e = r * scaled_inverse  # pre-smoothing from zero
-        residual = r - stencil_apply(stencil, e, radius)
+        residual = stencil_accumulate(negated, e, radius, base=r)  # r - A e
         e += prolong(self._cycle(level + 1, restrict(residual)), height, width)
-        residual = torch.sub(r, stencil_apply(stencil, e, radius, out=residual))
+        stencil_accumulate(negated, e, radius, out=residual, base=r)
         return e.addcmul_(residual, scaled_inverse)  # post-smoothing
 
     def __call__(self, r: Tensor) -> Tensor:

@@ -28,7 +28,7 @@ very small attributions (e.g. raw gradients) lose no float precision, and values
 """
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -41,7 +41,7 @@ from captum_ext.propagate.multigrid import (
     scaled_system_stencil,
     stencil_apply,
 )
-from captum_ext.propagate.operators import GraphOperator, StencilOperator
+from captum_ext.propagate.operators import GraphOperator, StencilOperator, stencil_product
 
 SOLVERS = ("cg", "value_iteration")
 PRECONDITIONERS = ("multigrid", "jacobi")
@@ -350,6 +350,10 @@ def conjugate_gradient(
     residual = torch.add(negated_system(values), R / inverse_sqrt)  # b~ - A~ y
     z = residual if multigrid is None else multigrid(residual)
     direction = z.clone()
+    # the loop's product -A~ p: same buffers every iteration, so its passes are planned once
+    negated_direction: Callable[[], Tensor] = lambda: negated_system(direction)  # noqa: E731
+    if negated_stencil is not None:
+        negated_direction = stencil_product(negated_stencil, direction, radius, out=scratch)
     rz = square_norm(residual) if multigrid is None else dot(residual, z)
     active = residual_max(residual) > threshold
     image_iterations = torch.zeros(batch, dtype=torch.long, device=R.device)
@@ -358,7 +362,7 @@ def conjugate_gradient(
     while iterations < max_iter and bool(active.any()):
         iterations += 1
         image_iterations += active
-        negated_image = negated_system(direction)
+        negated_image = negated_direction()
         curvature = -dot(direction, negated_image)
         # a curvature below the smallest normal float is the precision limit (tol = 0), not a
         # step: dividing by it would throw the iterate away
