@@ -69,11 +69,13 @@ def system_stencil(weights: Tensor, degree: Tensor, gamma: float) -> Tensor:
     return stencil
 
 
-def scaled_system_stencil(weights: Tensor, degree: Tensor, gamma: float) -> Tensor:
+def scaled_system_stencil(weights: Tensor, degree: Tensor, gamma: float,
+                          negated: bool = False) -> Tensor:
     """The stencil of ``S A S``, ``A = D / gamma - W`` and ``S = (D / gamma)^-1/2`` (diagonal).
 
     The symmetric Jacobi scaling of :func:`system_stencil`: its diagonal is
-    ``1 - gamma w_ii / d_i`` and entry ``k`` of pixel ``i`` is ``-w_ij s_i s_j``.
+    ``1 - gamma w_ii / d_i`` and entry ``k`` of pixel ``i`` is ``-w_ij s_i s_j``. With
+    ``negated=True``, the stencil of ``-S A S`` (built in the same passes).
 
     Examples::
 
@@ -83,14 +85,13 @@ def scaled_system_stencil(weights: Tensor, degree: Tensor, gamma: float) -> Tens
         (0.75, -0.25)
     """
     inverse_sqrt = (degree / gamma).rsqrt()  # (B, 1, H, W)
-    stencil = weights * inverse_sqrt
+    stencil = weights * (inverse_sqrt if negated else -inverse_sqrt)
     radius = int(round(weights.shape[1] ** 0.5)) // 2
     for k, target, source in _window_slices(radius, *weights.shape[2:]):  # K offsets
         stencil[:, k][target] *= inverse_sqrt[:, 0][source]
     center = weights.shape[1] // 2
-    stencil[:, center] = 1.0 - stencil[:, center] * inverse_sqrt[:, 0]
-    stencil[:, :center].neg_()
-    stencil[:, center + 1 :].neg_()
+    stencil[:, center] *= inverse_sqrt[:, 0]  # +-w_ii s_i^2
+    stencil[:, center] += -1.0 if negated else 1.0
     return stencil
 
 

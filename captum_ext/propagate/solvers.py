@@ -307,7 +307,7 @@ def conjugate_gradient(
     negated_stencil: Optional[Tensor] = None
     radius = 0
     if isinstance(op, StencilOperator):
-        negated_stencil = scaled_system_stencil(op.weights, op.degree, gamma).neg_()
+        negated_stencil = scaled_system_stencil(op.weights, op.degree, gamma, negated=True)
         radius = op.radius
 
     def negated_system(v: Tensor) -> Tensor:  # -A~ v = s W (s v) - v
