@@ -10,7 +10,9 @@ channels (every channel of every image is its own right-hand side):
   :mod:`~captum_ext.propagate.multigrid`) on the symmetric positive-definite system
   ``(D - gamma W) V = D R`` (same solution); it stops when the residual of ``(I - gamma P) V = R``
   is at most ``tol (1 - gamma) max|R|``, which bounds the error by ``tol * max|R|`` since
-  ``||(I - gamma P)^-1||_inf <= 1 / (1 - gamma)``.
+  ``||(I - gamma P)^-1||_inf <= 1 / (1 - gamma)``. Jacobi preconditioning is applied as the
+  symmetric scaling ``S A S``, ``S = (D / gamma)^-1/2`` (the same iterates in exact arithmetic,
+  fewer passes per iteration); the multigrid V-cycle preconditions that scaled system.
 
 Every image stops on its own (per-image stopping): an image that meets its rule is frozen while
 the others continue, so no result depends on the rest of the batch (batched equals
@@ -256,8 +258,9 @@ def conjugate_gradient(
     residual of ``(I - gamma P) V = R`` is at most ``tol (1 - gamma) max|R|``, whatever the rest
     of the batch does, so batching never changes a result beyond float rounding. An image whose
     step size stops being finite and positive (the float precision limit, e.g. with
-    ``tol = 0``) is frozen too, at its last finite iterate. The reported residual is recomputed
-    from the returned ``V``.
+    ``tol = 0``) is frozen too, at its last finite iterate (a curvature below the smallest
+    normal float counts as not positive). The reported residual is recomputed from the
+    returned ``V``.
 
     Args:
         op (GraphOperator): the graph; ``op.is_symmetric()`` must hold.
