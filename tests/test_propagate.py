@@ -496,3 +496,85 @@ def test_cache_blocking_over_images_changes_nothing(monkeypatch):
     dense = op.to_dense()
     flat = reward.permute(0, 2, 3, 1).reshape(-1, 3)
     torch.testing.assert_close(chunked[0].permute(0, 2, 3, 1).reshape(-1, 3), dense @ flat)
+
+
+# ----------------------------------------------------------------------------- fast paths (15.4)
+
+
+@pytest.mark.parametrize("radius,size", [(1, (7, 6)), (2, (5, 4)), (2, (2, 6))])
+def test_affinity_without_self_loop_matches_its_definition(radius, size):
+    """The half-window build (each opposite pair once, mirrored) against the brute force,
+    also where the window is wider than the image."""
+    height, width = size
+    guide = _guide(batch=1, height=height, width=width, seed=51)
+    op = StencilOperator.from_guide(guide, radius=radius, sigma_s=1.3, sigma_c=0.4,
+                                    self_loop=False, min_weight=0)
+    expected = _brute_force_affinity(guide, radius, 1.3, 0.4)
+    expected.fill_diagonal_(0.0)
+    torch.testing.assert_close(op.to_dense(), expected)
+
+
+@pytest.mark.parametrize("negated", [False, True])
+def test_scaled_system_stencil_is_s_a_s(negated):
+    from captum_ext.propagate.multigrid import _dense, scaled_system_stencil
+
+    op = StencilOperator.from_guide(_guide(batch=2, height=7, width=5, seed=52), radius=2)
+    gamma = 0.95
+    scaled = _dense(scaled_system_stencil(op.weights, op.degree, gamma, negated=negated), 2)
+    for b in range(2):
+        dense = CSROperator.from_stencil(StencilOperator(op.weights[b : b + 1])).to_dense()
+        degree = op.degree[b].flatten() / gamma
+        s = torch.diag(degree.rsqrt())
+        expected = s @ (torch.diag(degree) - dense) @ s
+        torch.testing.assert_close(scaled[b], -expected if negated else expected)
+
+
+@pytest.mark.parametrize("with_base", [False, True])
+def test_stencil_product_plan_equals_stencil_accumulate(monkeypatch, with_base):
+    """The planned product reads its buffers at each call, chunked or not: bit for bit."""
+    from captum_ext.propagate import operators
+
+    op = StencilOperator.from_guide(_guide(batch=3, height=9, width=8, seed=53), radius=2)
+    x, base = _reward(batch=3, height=9, width=8, seed=54), _reward(batch=3, height=9, width=8)
+    for block in (operators.CACHE_BLOCK_BYTES, 1):  # whole batch, then one image per chunk
+        monkeypatch.setattr(operators, "CACHE_BLOCK_BYTES", block)
+        out = torch.empty_like(x)
+        product = operators.stencil_product(op.weights, x, 2, out, base if with_base else None)
+        for _ in range(2):  # x changes in place between calls
+            expected = operators.stencil_accumulate(op.weights, x, 2,
+                                                    base=base if with_base else None)
+            assert product() is out and torch.equal(out, expected)
+            x.mul_(-0.5).add_(1.0)
+
+
+def test_check_all_finite_words_the_error_like_check_finite():
+    from captum_ext.propagate.graph import check_all_finite
+
+    check_all_finite("x", torch.zeros(0, 3))
+    check_all_finite("x", torch.rand(2, 3))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.rand(2, 3, 4, 4)
+        x[1, 2, 3, 0] = bad
+        with pytest.raises(ValueError, match=r"`x` contains NaN or inf \(1 of 96 values\)"):
+            check_all_finite("x", x)
+
+
+@pytest.mark.parametrize("preconditioner", ["jacobi", "multigrid"])
+def test_cg_stops_at_the_first_iteration_that_meets_the_rule(preconditioner):
+    """The stopping test on max|r~| max s / min s bounds (exact product only in between)
+    decides as the exact residual would: one iteration fewer misses the rule, and the
+    returned residual meets it. Degrees vary widely (isolated pixels next to flat regions)."""
+    guide = _guide(batch=2, height=16, width=16, seed=55)
+    guide[..., :8, :] = 0.5  # a flat half (degree ~5) beside noise (degree ~1)
+    op = StencilOperator.from_guide(guide, sigma_c=0.05)
+    reward, gamma, tol = _reward(batch=2, height=16, width=16, seed=56), 0.99, 1e-4
+    _, info = conjugate_gradient(op, reward, gamma, tol, preconditioner=preconditioner)
+    assert info.converged and float(info.residual.max()) <= tol * (1 - gamma) * 1.01
+    for b, count in enumerate(info.image_iterations.tolist()):
+        single = StencilOperator(op.weights[b : b + 1])
+        _, short = conjugate_gradient(single, reward[b : b + 1], gamma, tol, max_iter=count - 1,
+                                      warn=False, preconditioner=preconditioner)
+        assert not short.converged and float(short.residual) > tol * (1 - gamma)
+        _, exact = conjugate_gradient(single, reward[b : b + 1], gamma, tol, max_iter=count,
+                                      preconditioner=preconditioner)
+        assert exact.converged and exact.iterations == count

@@ -84,7 +84,8 @@ def _check_options(
 
 
 def _check_finite(name: str, tensor: Tensor) -> None:
-    bad = ~torch.isfinite(tensor.detach()).flatten(1).all(dim=1)
+    flat = tensor.detach().flatten(1)  # amax / amin propagate NaN and keep inf: no boolean map
+    bad = ~(torch.isfinite(flat.amax(dim=1)) & torch.isfinite(flat.amin(dim=1)))
     if bool(bad.any()):
         images = bad.nonzero().flatten().tolist()
         raise ValueError(
@@ -289,8 +290,9 @@ def propagate(
         rescale (bool): return ``(1 - gamma) V`` (True) or the value ``V`` itself.
         solver (str): ``"cg"`` (conjugate gradient) or ``"value_iteration"``. Default cg.
         preconditioner (str): CG's preconditioner, ``"jacobi"`` (default) or ``"multigrid"``
-            (an aggregation V-cycle: about half the iterations at gamma 0.99, each ~2.5x the
-            cost; stencil operators only, Jacobi otherwise). See ``docs/iprop.md``.
+            (an aggregation V-cycle: about half the iterations at gamma 0.99, each 3-4x the
+            cost, so about twice the wall time; stencil operators only, Jacobi otherwise).
+            See ``docs/iprop.md``.
         operator (str): ``"stencil"`` or ``"csr"``; ignored when ``affinity`` is given.
         affinity (Tensor, optional): a user-given non-negative (sparse) affinity of size
             (B H W, B H W) used instead of the window graph (``guide`` is then only checked for

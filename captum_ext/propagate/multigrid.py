@@ -36,13 +36,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_ext._checks import (
-    check_finite,
     check_image_batch,
     check_int_at_least,
     check_positive,
 )
-from captum_ext.propagate.graph import window_offsets
-from captum_ext.propagate.operators import stencil_accumulate
+from captum_ext.propagate.graph import check_all_finite, window_offsets
+from captum_ext.propagate.operators import _window_slices, stencil_accumulate
 
 #: Grids with at most this many pixels per image are solved exactly (dense Cholesky).
 COARSEST_PIXELS = 64
@@ -67,6 +66,32 @@ def system_stencil(weights: Tensor, degree: Tensor, gamma: float) -> Tensor:
     stencil = -weights
     center = weights.shape[1] // 2
     stencil[:, center] += degree[:, 0] / gamma
+    return stencil
+
+
+def scaled_system_stencil(weights: Tensor, degree: Tensor, gamma: float,
+                          negated: bool = False) -> Tensor:
+    """The stencil of ``S A S``, ``A = D / gamma - W`` and ``S = (D / gamma)^-1/2`` (diagonal).
+
+    The symmetric Jacobi scaling of :func:`system_stencil`: its diagonal is
+    ``1 - gamma w_ii / d_i`` and entry ``k`` of pixel ``i`` is ``-w_ij s_i s_j``. With
+    ``negated=True``, the stencil of ``-S A S`` (built in the same passes).
+
+    Examples::
+
+        >>> w = torch.zeros(1, 9, 2, 2); w[:, 4] = 1.0; w[:, 5, :, 0] = 1.0; w[:, 3, :, 1] = 1.0
+        >>> a = scaled_system_stencil(w, w.sum(1, keepdim=True), gamma=0.5)
+        >>> a[0, 4, 0, 0].item(), a[0, 5, 0, 0].item()  # 1 - 0.5 / 2, -0.5 / 2
+        (0.75, -0.25)
+    """
+    inverse_sqrt = (degree / gamma).rsqrt()  # (B, 1, H, W)
+    stencil = weights * (inverse_sqrt if negated else -inverse_sqrt)
+    radius = int(round(weights.shape[1] ** 0.5)) // 2
+    for k, target, source in _window_slices(radius, *weights.shape[2:]):  # K offsets
+        stencil[:, k][target] *= inverse_sqrt[:, 0][source]
+    center = weights.shape[1] // 2
+    stencil[:, center] *= inverse_sqrt[:, 0]  # +-w_ii s_i^2
+    stencil[:, center] += -1.0 if negated else 1.0
     return stencil
 
 
@@ -122,13 +147,15 @@ def galerkin_coarsen(stencil: Tensor, radius: int) -> Tuple[Tensor, int]:
 def restrict(x: Tensor) -> Tensor:
     """Sum each 2 x 2 block (odd sides padded with zeros): ``R x``."""
     height, width = x.shape[2:]
-    x = F.pad(x, (0, width % 2, 0, height % 2))
-    return F.avg_pool2d(x, 2) * 4.0
+    if height % 2 or width % 2:
+        x = F.pad(x, (0, width % 2, 0, height % 2))
+    rows = x[..., 0::2, :] + x[..., 1::2, :]  # strided adds: ~10x faster than avg_pool2d on CPUs
+    return rows[..., 0::2] + rows[..., 1::2]
 
 
 def prolong(x: Tensor, height: int, width: int) -> Tensor:
     """Copy each coarse value to its 2 x 2 block, cropped to (height, width): ``R^T x``."""
-    fine = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    fine = F.interpolate(x, scale_factor=2.0, mode="nearest")
     return fine[..., :height, :width]
 
 
@@ -165,7 +192,7 @@ class MultigridPreconditioner:
         damping: float = JACOBI_DAMPING,
     ) -> None:
         check_image_batch("stencil", stencil)
-        check_finite("stencil", stencil)
+        check_all_finite("stencil", stencil)
         check_int_at_least("radius", radius, 0)
         if stencil.shape[1] != (2 * radius + 1) ** 2:
             raise ValueError(
@@ -175,18 +202,20 @@ class MultigridPreconditioner:
         check_int_at_least("coarsest_pixels", coarsest_pixels, 1)
         check_positive("damping", damping)
         self.damping = damping
-        self.levels: List[Tuple[Tensor, int, Tensor]] = []  # (stencil, radius, damping / diag)
+        # (-stencil, radius, damping / diagonal) per grid: the negated stencil makes each
+        # residual r - A e one fused stencil pass (stencil_accumulate with base r)
+        self.levels: List[Tuple[Tensor, int, Tensor]] = []
         center = lambda s: s.shape[1] // 2  # noqa: E731
         while True:
             diagonal = stencil[:, center(stencil)].unsqueeze(1)
-            self.levels.append((stencil, radius, damping / diagonal))
+            self.levels.append((-stencil, radius, damping / diagonal))
             height, width = stencil.shape[2:]
             if height * width <= coarsest_pixels or min(height, width) < 2:
                 break
             stencil, radius = galerkin_coarsen(stencil, radius)
         coarsest, coarse_radius, _ = self.levels[-1]
         # float64 Cholesky of the small coarsest systems: exact and cheap
-        dense = _dense(coarsest.double(), coarse_radius)
+        dense = _dense(-coarsest.double(), coarse_radius)
         self.cholesky = torch.linalg.cholesky(dense)
         self.coarse_shape = coarsest.shape[2:]
 
@@ -204,12 +233,12 @@ class MultigridPreconditioner:
     def _cycle(self, level: int, r: Tensor) -> Tensor:
         if level == len(self.levels) - 1:
             return self._solve_coarsest(r)
-        stencil, radius, scaled_inverse = self.levels[level]
+        negated, radius, scaled_inverse = self.levels[level]
         height, width = r.shape[2:]
         e = r * scaled_inverse  # pre-smoothing from zero
-        residual = r - stencil_apply(stencil, e, radius)
+        residual = stencil_accumulate(negated, e, radius, base=r)  # r - A e
         e += prolong(self._cycle(level + 1, restrict(residual)), height, width)
-        residual = torch.sub(r, stencil_apply(stencil, e, radius, out=residual))
+        stencil_accumulate(negated, e, radius, out=residual, base=r)
         return e.addcmul_(residual, scaled_inverse)  # post-smoothing
 
     def __call__(self, r: Tensor) -> Tensor:

@@ -10,7 +10,9 @@ channels (every channel of every image is its own right-hand side):
   :mod:`~captum_ext.propagate.multigrid`) on the symmetric positive-definite system
   ``(D - gamma W) V = D R`` (same solution); it stops when the residual of ``(I - gamma P) V = R``
   is at most ``tol (1 - gamma) max|R|``, which bounds the error by ``tol * max|R|`` since
-  ``||(I - gamma P)^-1||_inf <= 1 / (1 - gamma)``.
+  ``||(I - gamma P)^-1||_inf <= 1 / (1 - gamma)``. Jacobi preconditioning is applied as the
+  symmetric scaling ``S A S``, ``S = (D / gamma)^-1/2`` (the same iterates in exact arithmetic,
+  fewer passes per iteration); the multigrid V-cycle preconditions that scaled system.
 
 Every image stops on its own (per-image stopping): an image that meets its rule is frozen while
 the others continue, so no result depends on the rest of the batch (batched equals
@@ -28,15 +30,20 @@ very small attributions (e.g. raw gradients) lose no float precision, and values
 """
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from captum_ext._checks import check_choice, check_finite
+from captum_ext._checks import check_choice
 from captum_ext._utils import check_fraction, check_int_at_least, check_positive, warn_external
-from captum_ext.propagate.multigrid import MultigridPreconditioner, stencil_apply, system_stencil
-from captum_ext.propagate.operators import GraphOperator, StencilOperator
+from captum_ext.propagate.graph import check_all_finite
+from captum_ext.propagate.multigrid import (
+    MultigridPreconditioner,
+    scaled_system_stencil,
+    stencil_apply,
+)
+from captum_ext.propagate.operators import GraphOperator, StencilOperator, stencil_product
 
 SOLVERS = ("cg", "value_iteration")
 PRECONDITIONERS = ("multigrid", "jacobi")
@@ -94,9 +101,16 @@ def _reduce_dims(op: GraphOperator) -> Tuple[int, ...]:
     return (2, 3) if op.block_diagonal else (0, 2, 3)
 
 
+def _abs_max(x: Tensor) -> Tensor:
+    """(B, 1, 1, 1) max|x| per image, as ``max(amax(x), -amin(x))``: two plain reductions, no
+    temporary (``vector_norm(ord=inf)`` over several dims takes a slow path on CPUs, ~15x)."""
+    dims = tuple(range(1, x.dim()))
+    return torch.maximum(x.amax(dim=dims, keepdim=True), x.amin(dim=dims, keepdim=True).neg_())
+
+
 def _per_image_max(x: Tensor, op: GraphOperator) -> Tensor:
     """(B, 1, 1, 1) max|x| per image (over the whole batch when images are coupled)."""
-    amax = torch.linalg.vector_norm(x, ord=float("inf"), dim=(1, 2, 3), keepdim=True)
+    amax = _abs_max(x)
     return amax if op.block_diagonal else amax.amax().expand_as(amax)
 
 
@@ -107,7 +121,9 @@ def _normalise(reward: Tensor, op: GraphOperator) -> Tuple[Tensor, Tensor]:
 
 
 def _flush_(x: Tensor) -> Tensor:
-    return x.masked_fill_(x.abs() < _FLUSH_BELOW, 0.0)
+    """Set ``|x| <= 1e-20`` to 0 in place (NaN and inf kept): ``hardshrink`` is one fused pass,
+    ~8x faster than ``masked_fill_(x.abs() < t)`` (which writes two temporaries)."""
+    return torch.ops.aten.hardshrink.out(x, _FLUSH_BELOW, out=x)
 
 
 def _finish(
@@ -134,6 +150,13 @@ def _finish(
     info = SolveInfo(solver, iterations, residual, bound, converged, image_iterations,
                      image_converged, preconditioner)
     return values * scale, info
+
+
+def _residual(op: GraphOperator, values: Tensor, reward: Tensor, gamma: float,
+              scratch: Tensor) -> Tensor:
+    """``R - (I - gamma P) V = R - V + W V / (D / gamma)``, written into ``scratch``."""
+    product = op.apply(values, out=scratch)
+    return torch.addcdiv(reward - values, product, op.degree / gamma, out=scratch)
 
 
 def _identity(reward: Tensor) -> Tuple[Tensor, SolveInfo]:
@@ -183,7 +206,7 @@ def value_iteration(
     """
     _check_solver_args(gamma, tol, max_iter)
     op.check_values(reward, "reward")
-    check_finite("reward", reward)
+    check_all_finite("reward", reward)
     if gamma == 0:
         return _identity(reward)
     R, scale = _normalise(reward, op)
@@ -235,8 +258,9 @@ def conjugate_gradient(
     residual of ``(I - gamma P) V = R`` is at most ``tol (1 - gamma) max|R|``, whatever the rest
     of the batch does, so batching never changes a result beyond float rounding. An image whose
     step size stops being finite and positive (the float precision limit, e.g. with
-    ``tol = 0``) is frozen too, at its last finite iterate. The reported residual is recomputed
-    from the returned ``V``.
+    ``tol = 0``) is frozen too, at its last finite iterate (a curvature below the smallest
+    normal float counts as not positive). The reported residual is recomputed from the
+    returned ``V``.
 
     Args:
         op (GraphOperator): the graph; ``op.is_symmetric()`` must hold.
@@ -261,38 +285,48 @@ def conjugate_gradient(
     """
     _check_solver_args(gamma, tol, max_iter)
     op.check_values(reward, "reward")
-    check_finite("reward", reward)
+    check_all_finite("reward", reward)
     if not op.is_symmetric():
         raise ValueError("solver='cg' needs a symmetric affinity; use solver='value_iteration'")
     if gamma == 0:
         return _identity(reward)
     R, scale = _normalise(reward, op)
-    # The scaled system A' V = b', A' = D / gamma - W, b' = D R / gamma, has the solution of
-    # (D - gamma W) V = D R; preconditioned with diag D / gamma, its preconditioned residual
-    # z = (b' - A' V) / (D / gamma) is exactly the residual R - (I - gamma P) V.
-    degree_over_gamma = op.degree / gamma
+    # The system A' V = b', A' = D / gamma - W, b' = D R / gamma, has the solution of
+    # (D - gamma W) V = D R. CG runs on its symmetric Jacobi scaling: with s = (D / gamma)^-1/2,
+    # A~ = S A' S (unit diagonal but for the self-loop), V = s y, b~ = s b' = R / s. This is
+    # Jacobi-preconditioned CG in exact arithmetic, but needs no preconditioning pass and its
+    # r.z is a plain sum of squares. The residual r~ = s (b' - A' V), so the stopping rule's
+    # residual of (I - gamma P) V = R is r~ s.
+    inverse_sqrt = (op.degree / gamma).rsqrt()  # s, (B, 1, H, W)
     dims = _reduce_dims(op)
     threshold = tol * (1.0 - gamma)
-    scratch = torch.empty_like(R)
+    scratch, scaled_residual = torch.empty_like(R), torch.empty_like(R)
     batch = R.shape[0]
+    s_max = _per_image_max(inverse_sqrt, op).flatten()  # s > 0
+    s_min = inverse_sqrt.amin(dim=(1, 2, 3)).flatten()
+    s_min = s_min if op.block_diagonal else s_min.amin().expand_as(s_min)
 
-    # a window graph: -A' as one stencil (the diagonal folded into the centre weight), K passes
+    # a window graph: -A~ as one stencil (the diagonal folded into the centre weight), K passes
     negated_stencil: Optional[Tensor] = None
     radius = 0
     if isinstance(op, StencilOperator):
-        negated_stencil = system_stencil(op.weights, op.degree, gamma).neg_()
+        negated_stencil = scaled_system_stencil(op.weights, op.degree, gamma, negated=True)
         radius = op.radius
 
-    def negated_system(v: Tensor) -> Tensor:  # -A' v = W v - (D / gamma) v
+    def negated_system(v: Tensor) -> Tensor:  # -A~ v = s W (s v) - v
         if negated_stencil is not None:
             return stencil_apply(negated_stencil, v, radius, out=scratch)
-        return torch.addcmul(
-            op.apply(v, out=scratch), degree_over_gamma, v, value=-1.0, out=scratch
-        )
+        op.apply(torch.mul(v, inverse_sqrt, out=scratch), out=scaled_residual)
+        return torch.addcmul(v, scaled_residual, inverse_sqrt, value=-1.0, out=scratch).neg_()
 
-    def dot(a: Tensor, b: Tensor) -> Tensor:  # per system, (B, M, 1, 1), no temporary
-        products = a.flatten(2).unsqueeze(-2) @ b.flatten(2).unsqueeze(-1)
+    def dot(a: Tensor, b: Tensor) -> Tensor:  # per system, (B, M, 1, 1)
+        # vecdot: one fused multiply-sum; a batched (1, N) @ (N, 1) matmul is ~7x slower on CPUs
+        products = torch.linalg.vecdot(a.flatten(2), b.flatten(2))[..., None, None]
         return products if len(dims) == 2 else products.sum(dim=0, keepdim=True)
+
+    def square_norm(a: Tensor) -> Tensor:  # dot(a, a), one read pass
+        norms = torch.linalg.vector_norm(a.flatten(2), dim=-1)[..., None, None].square_()
+        return norms if len(dims) == 2 else norms.sum(dim=0, keepdim=True)
 
     def per_image(flags: Tensor) -> Tensor:  # (B or 1, M, 1, 1) -> (B,): any channel
         flags = flags.flatten(1).any(dim=1)
@@ -305,49 +339,59 @@ def conjugate_gradient(
         multigrid = MultigridPreconditioner(-negated_stencil, radius)
     used = "multigrid" if multigrid is not None else "jacobi"
 
-    def precondition(r: Tensor, out: Tensor) -> Tensor:
-        if multigrid is None:
-            return torch.div(r, degree_over_gamma, out=out)
-        return out.copy_(multigrid(r))
+    def residual_max(r: Tensor) -> Tensor:  # (B,) max|R - (I - gamma P) V| = max|r~ s|
+        # bounded by max|r~| max s and min s; the product pass runs only when they straddle
+        bound = _per_image_max(r, op).flatten()
+        upper, lower = bound * s_max, bound * s_min
+        unsure = (upper > threshold) & (lower <= threshold)
+        if not bool(unsure.any()):
+            return upper
+        exact = _per_image_max(torch.mul(r, inverse_sqrt, out=scaled_residual), op).flatten()
+        return torch.where(unsure, exact, upper)
 
-    def residual_max(r: Tensor, z: Tensor) -> Tensor:  # (B,) max|R - (I - gamma P) V|
-        scaled = z if multigrid is None else r / degree_over_gamma
-        return _per_image_max(scaled, op).flatten()
-
-    values = R / (1.0 - gamma)
-    residual = torch.addcmul(negated_system(values), degree_over_gamma, R)
-    z = precondition(residual, torch.empty_like(R))
+    values = R / ((1.0 - gamma) * inverse_sqrt)  # y_0 = V_0 / s, V_0 = R / (1 - gamma)
+    residual = torch.add(negated_system(values), R / inverse_sqrt)  # b~ - A~ y
+    z = residual if multigrid is None else multigrid(residual)
     direction = z.clone()
-    rz = dot(residual, z)
-    active = residual_max(residual, z) > threshold
+    # the loop's product -A~ p: same buffers every iteration, so its passes are planned once
+    negated_direction: Callable[[], Tensor] = lambda: negated_system(direction)  # noqa: E731
+    if negated_stencil is not None:
+        negated_direction = stencil_product(negated_stencil, direction, radius, out=scratch)
+    rz = square_norm(residual) if multigrid is None else dot(residual, z)
+    active = residual_max(residual) > threshold
     image_iterations = torch.zeros(batch, dtype=torch.long, device=R.device)
+    tiny = torch.finfo(R.dtype).tiny
     iterations = 0
     while iterations < max_iter and bool(active.any()):
         iterations += 1
         image_iterations += active
-        negated_image = negated_system(direction)
+        negated_image = negated_direction()
         curvature = -dot(direction, negated_image)
-        alpha = rz / torch.where(curvature > 0, curvature, torch.ones_like(curvature))
-        broken = ~torch.isfinite(alpha) | (curvature <= 0)
+        # a curvature below the smallest normal float is the precision limit (tol = 0), not a
+        # step: dividing by it would throw the iterate away
+        alpha = rz / torch.where(curvature > tiny, curvature, torch.ones_like(curvature))
+        broken = ~torch.isfinite(alpha) | (curvature <= tiny)
         # frozen images (converged, or at the float precision limit) take zero steps
         gate = (active & ~per_image(broken & (rz != 0))).view(-1, 1, 1, 1)
         alpha = torch.where(gate & ~broken, alpha, 0.0)
         values.addcmul_(alpha, direction)
         residual.addcmul_(alpha, negated_image)
-        precondition(residual, out=z)
-        rz_new = dot(residual, z)
+        if multigrid is None:
+            z, rz_new = residual, square_norm(residual)
+        else:
+            z = multigrid(residual)
+            rz_new = dot(residual, z)
         beta = torch.where(gate & (rz != 0), rz_new / torch.where(rz != 0, rz, 1.0), 0.0)
         beta = torch.where(torch.isfinite(beta), beta, 0.0)
         rz = rz_new
         torch.addcmul(z, beta, direction, out=direction)
         if iterations % _FLUSH_EVERY == 0:
             _flush_(direction)
-        last_max = residual_max(residual, z)
+        last_max = residual_max(residual)
         active = gate.flatten() & (last_max > threshold)
-    true_residual = _per_image_max(
-        torch.addcmul(negated_system(values), degree_over_gamma, R) / degree_over_gamma, op
-    )
-    image_converged = residual_max(residual, z) <= threshold
+    image_converged = residual_max(residual) <= threshold
+    values.mul_(inverse_sqrt)  # V = s y
+    true_residual = _per_image_max(_residual(op, values, R, gamma, scratch), op)
     return _finish("cg", values, scale, iterations, true_residual, gamma, tol, max_iter, warn,
                    image_iterations, image_converged, used)
 
