@@ -84,12 +84,12 @@ def _variable_stencil(coef: Tensor, u: Tensor) -> Tensor:
 
 
 def _restrict(r: Tensor) -> Tensor:
-    """``P^T r``: the sum over each 2 x 2 block (zero-padded to even size)."""
+    """``P^T r``: the sum over each 2 x 2 block (zero-padded to even size), by strided adds."""
     height, width = r.shape[-2:]
     if height % 2 or width % 2:
         r = F.pad(r, (0, width % 2, 0, height % 2))
-    *lead, h2, w2 = r.shape
-    return r.reshape(*lead, h2 // 2, 2, w2 // 2, 2).sum(dim=(-3, -1))
+    out = r[..., 0::2, 0::2] + r[..., 1::2, 0::2]
+    return out.add_(r[..., 0::2, 1::2]).add_(r[..., 1::2, 1::2])
 
 
 def _prolong(e: Tensor, height: int, width: int) -> Tensor:
@@ -194,6 +194,11 @@ class _Multigrid:
         return x
 
 
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Per (image, channel) dot product over the pixels, (N, C, 1, 1)."""
+    return torch.linalg.vecdot(a.flatten(2), b.flatten(2))[..., None, None]
+
+
 def _working_dtype(images: Tensor, tol: float) -> torch.dtype:
     """float64 for tolerances float32 cannot reach (below 1e-5) or float64 images, else float32."""
     return torch.float64 if tol < 1e-5 or images.dtype == torch.float64 else torch.float32
@@ -248,7 +253,7 @@ def solve_linear_imputation(
     if initial is None:
         initial = _pull_push_fill(x, holes)
     solution = free * initial.to(dtype)
-    threshold = (tol ** 2) * rhs.square().sum(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+    threshold = (tol ** 2) * _dot(rhs, rhs)  # (B, C, 1, 1)
 
     def precondition(mg: _Multigrid, r: Tensor) -> Tensor:
         return mg(r) if preconditioner == "multigrid" else mg.inverse_diagonal * r
@@ -259,12 +264,12 @@ def solve_linear_imputation(
     residual = rhs - mg.operator(u)
     z = precondition(mg, residual)
     direction = z
-    rz = (residual * z).sum(dim=(2, 3), keepdim=True)
+    rz = _dot(residual, z)
     check_every = 2 if preconditioner == "multigrid" else 8  # a check is a host sync on a GPU
     unconverged = 0
     for iteration in range(max_iter + 1):
         if iteration % check_every == 0 or iteration == max_iter:
-            done = (residual.square().sum(dim=(2, 3), keepdim=True) <= threshold[active]).flatten(1).all(1)
+            done = (_dot(residual, residual) <= threshold[active]).flatten(1).all(1)
             if iteration == max_iter:
                 unconverged = int((~done).sum())
                 done = torch.ones_like(done)
@@ -276,12 +281,12 @@ def solve_linear_imputation(
                 active, mg = active[keep], mg.select(keep)
                 u, residual, direction, rz = u[keep], residual[keep], direction[keep], rz[keep]
         a_dir = mg.operator(direction)
-        curvature = (direction * a_dir).sum(dim=(2, 3), keepdim=True)
+        curvature = _dot(direction, a_dir)
         step = torch.where(curvature > 0, rz / curvature.clamp_min(1e-300), torch.zeros_like(rz))
         u = u.addcmul_(step, direction)
         residual = residual.addcmul_(step, a_dir, value=-1.0)
         z = precondition(mg, residual)
-        rz_new = (residual * z).sum(dim=(2, 3), keepdim=True)
+        rz_new = _dot(residual, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
         direction = z.addcmul_(beta, direction)
         rz = rz_new
