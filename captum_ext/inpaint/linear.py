@@ -60,16 +60,17 @@ def _shift(padded: Tensor, dy: int, dx: int, height: int, width: int) -> Tensor:
 def _neighbour_sum(u: Tensor, padded: Tensor) -> Tensor:
     """``W u``: the ROAD-weighted sum of the 8 neighbours (zero outside the image), (N, C, H, W).
 
-    ``padded`` is a (N, C, H + 2, W + 2) buffer with a zero border, reused between calls.
+    Separable: ``W = [1 2 1]^T [1 2 1] / 12 - I / 3`` (the centre weight 4/12 taken out again),
+    four shifted adds instead of eight. ``padded`` is a (N, C, H + 2, W + 2) buffer with a zero
+    border, reused between calls.
     """
     height, width = u.shape[-2:]
     padded[..., 1:-1, 1:-1].copy_(u)
-    out = torch.zeros_like(u)
-    for dy, dx in _OFFSETS:
-        weight = float(ROAD_WEIGHTS[1 + dy, 1 + dx])
-        if weight:
-            out.add_(_shift(padded, dy, dx, height, width), alpha=weight)
-    return out
+    rows = torch.add(padded[..., 0:width], padded[..., 2:width + 2])
+    rows.add_(padded[..., 1:width + 1], alpha=2.0)
+    out = torch.add(rows[..., 0:height, :], rows[..., 2:height + 2, :])
+    out.add_(rows[..., 1:height + 1, :], alpha=2.0)
+    return out.mul_(1.0 / 12.0).sub_(u, alpha=1.0 / 3.0)
 
 
 def _variable_stencil(coef: Tensor, u: Tensor) -> Tensor:
@@ -265,7 +266,8 @@ def solve_linear_imputation(
     z = precondition(mg, residual)
     direction = z
     rz = _dot(residual, z)
-    check_every = 2 if preconditioner == "multigrid" else 8  # a check is a host sync on a GPU
+    # a check is a host sync: every iteration on a CPU, every few on a GPU
+    check_every = 1 if images.device.type == "cpu" else (2 if preconditioner == "multigrid" else 8)
     unconverged = 0
     for iteration in range(max_iter + 1):
         if iteration % check_every == 0 or iteration == max_iter:
