@@ -471,7 +471,8 @@ def _cases(check: str, per_variant: Optional[int] = None) -> List[Any]:
             else:
                 defect = _defect(check, v.name, _entry_id(cfg))
                 if defect is not None:
-                    marks.append(pytest.mark.xfail(strict=True, reason=defect))
+                    # a defect made of float32 rounding noise may pass on another machine
+                    marks.append(pytest.mark.xfail(strict="rounding noise" not in defect, reason=defect))
             params.append(pytest.param(cfg, v, id=f"{_entry_id(cfg)}-{v.name}", marks=marks))
         if not matched:
             algos = [a.__name__ for a in cfg["algorithms"]]
