@@ -195,3 +195,8 @@ def test_batched_equals_one_at_a_time_although_images_converge_at_different_iter
     for b in range(3):
         alone = solve_linear_imputation(images[b:b + 1], holes[b:b + 1], tol=1e-9)
         assert torch.allclose(batched[b:b + 1], alone, atol=1e-12, rtol=0)
+
+
+def test_an_empty_batch_returns_at_once():
+    out = solve_linear_imputation(torch.rand(0, 3, 8, 8), torch.zeros(0, 1, 8, 8, dtype=torch.bool), max_iter=10**9)
+    assert out.shape == (0, 3, 8, 8) and out.dtype == torch.float64  # default tol 1e-7: float64

@@ -246,6 +246,8 @@ def solve_linear_imputation(
     if max_iter is None:
         max_iter = 20 * max(height, width) + 100
     dtype = _working_dtype(images, tol)
+    if batch == 0:
+        return images.to(dtype)
     x = images.to(dtype)
     free = holes.to(dtype)
     known_values = x.masked_fill(holes, 0.0)
