@@ -30,7 +30,12 @@ from captum_ext.attr import (
     slic_feature_mask,
 )
 from captum_ext.attr.inpainting import SENTINEL
-from captum_ext.inpaint import ConstantInpainter, HarmonicInpainter
+from captum_ext.inpaint import (
+    BlurInpainter,
+    ConstantInpainter,
+    HarmonicInpainter,
+    apply_inpainter,
+)
 
 
 def small_net(seed: int = 0) -> nn.Module:
@@ -99,21 +104,24 @@ def test_constant_inpainter_reproduces_captum_bit_for_bit(kind, ppe):
     assert ours.abs().sum() > 0
 
 
-def test_model_sees_harmonic_fill_and_exact_known_pixels():
+@pytest.mark.parametrize("inpainter_args, expected_fill", [
+    ({}, BlurInpainter()),  # InpaintingOcclusion's default fill (docs/defaults.md)
+    ({"inpainter": "harmonic"}, HarmonicInpainter()),
+])
+def test_model_sees_the_fill_and_exact_known_pixels(inpainter_args, expected_fill):
     rec = Recorder(small_net())
-    InpaintingOcclusion(rec).attribute(INPUT, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4),
-                                       target=0)
+    InpaintingOcclusion(rec, **inpainter_args).attribute(
+        INPUT, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4), target=0)
     ref = Recorder(small_net())
     Occlusion(ref).attribute(INPUT, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4),
                              baselines=SENTINEL, target=0)
     assert len(rec.seen) == len(ref.seen) == 10  # initial eval + 9 windows
-    harmonic = HarmonicInpainter()
     for seen, marked in zip(rec.seen, ref.seen):
         holes = (marked == SENTINEL).any(1, keepdim=True)
         keep = ~holes.expand_as(seen)
         assert torch.equal(seen[keep], INPUT[keep])
         assert not (seen == SENTINEL).any()
-        assert torch.equal(seen, harmonic(INPUT, holes))
+        assert torch.equal(seen, apply_inpainter(expected_fill, INPUT, holes))
 
 
 def test_fill_does_not_depend_on_removed_content():
