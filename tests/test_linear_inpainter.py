@@ -156,9 +156,9 @@ def test_the_multigrid_preconditioner_needs_few_iterations_on_a_large_hole(monke
     calls = {"n": 0}
     original = linear._Multigrid.__call__
 
-    def counting(self, r):
+    def counting(self, *args):
         calls["n"] += 1
-        return original(self, r)
+        return original(self, *args)
 
     monkeypatch.setattr(linear._Multigrid, "__call__", counting)
     images = torch.rand(1, 1, 96, 96, generator=torch.Generator().manual_seed(14))
@@ -200,3 +200,25 @@ def test_batched_equals_one_at_a_time_although_images_converge_at_different_iter
 def test_an_empty_batch_returns_at_once():
     out = solve_linear_imputation(torch.rand(0, 3, 8, 8), torch.zeros(0, 1, 8, 8, dtype=torch.bool), max_iter=10**9)
     assert out.shape == (0, 3, 8, 8) and out.dtype == torch.float64  # default tol 1e-7: float64
+
+
+def test_the_dense_coarse_operator_equals_the_stencil_and_the_coarse_solve_is_exact():
+    import captum_ext.inpaint.linear as linear
+
+    gen = torch.Generator().manual_seed(31)
+    for height, width in ((5, 4), (1, 7), (6, 1), (3, 3)):
+        coef = torch.rand(3, 9, height, width, generator=gen, dtype=torch.float64)
+        u = torch.rand(3, 2, height, width, generator=gen, dtype=torch.float64)
+        dense = linear._dense_matrix(coef) @ u.flatten(2).transpose(1, 2)
+        torch.testing.assert_close(dense.transpose(1, 2).reshape(u.shape),
+                                   linear._variable_stencil(coef, u), rtol=0, atol=1e-14)
+    # the coarsest grid of a 40 x 36 problem (20 x 18 > 256 cells, then 10 x 9) is solved exactly
+    free = (torch.rand(2, 1, 40, 36, generator=gen) < 0.7).double()
+    workspace = linear._Workspace(2, 1, 40, 36, torch.float64, torch.device("cpu"))
+    multigrid = linear._Multigrid(free, workspace)
+    coef = multigrid.levels[-1][0]
+    assert coef.shape[-2:] == (10, 9) and multigrid.direct_inverse is not None
+    matrix = linear._dense_matrix(coef)
+    torch.testing.assert_close(matrix, matrix.transpose(1, 2), rtol=0, atol=0)
+    torch.testing.assert_close(multigrid.direct_inverse @ matrix,
+                               torch.eye(90, dtype=torch.float64).expand(2, 90, 90), rtol=0, atol=1e-10)

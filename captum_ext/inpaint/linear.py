@@ -12,15 +12,20 @@ Chosen here: the system is solved for the whole batch at once on the images' dev
 conjugate gradients on the 3 x 3 stencil (the matrix ``diag(s) - W`` restricted to the removed
 pixels is symmetric and positive definite whenever the image has a known pixel), preconditioned
 by a symmetric multigrid V-cycle (Jacobi smoothing, Galerkin coarse operators of 2 x 2
-aggregation down to one cell, coarse corrections over-weighted by 1.5), started from a pull-push
-fill, to a relative residual of ``tol`` per image and channel; every image stops on its own
-(converged images leave the batch), so its result does not depend on the batch. The arithmetic
-is float32 for ``tol >= 1e-5`` and float64 below: the noisy inpainter solves to 1e-5 in float32
+aggregation down to the first grid of at most 256 cells, which is solved exactly by a dense
+inverse per mask, coarse corrections over-weighted by 1.5), started from a pull-push fill, to a
+relative residual of ``tol`` per image and channel; every image stops on its own (converged
+images leave the batch), so its result does not depend on the batch. The fine-grid vectors live
+in preallocated zero-bordered buffers and every fine-grid step writes in place: allocating the
+large temporaries at each iteration cost more than the arithmetic on a CPU. The arithmetic is
+float32 for ``tol >= 1e-5`` and float64 below: the noisy inpainter solves to 1e-5 in float32
 (errors of a few 1e-4 of the image range, far below the noise), ``noise=0`` to 1e-7 in float64.
 An image that is all hole has no boundary and gets ``fallback``. Each image's noise is drawn
-from a generator seeded with ``derive_seed(seed, *key)``, where ``key`` is the image's entry of
-``image_indices`` (e.g. its index in the data set) or, without it, its position in the batch;
-so with ``image_indices`` the result of an image never depends on the rest of the batch.
+(standard normal, float32: six times cheaper than float64 on a CPU, and the noise needs no more
+precision) from a generator seeded with ``derive_seed(seed, *key)``, where ``key`` is the
+image's entry of ``image_indices`` (e.g. its index in the data set) or, without it, its
+position in the batch; so with ``image_indices`` the result of an image never depends on the
+rest of the batch.
 """
 
 from typing import List, Optional, Sequence, Tuple, Union
@@ -51,6 +56,10 @@ _OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 #: of the aggregation coarse-grid correction (in (0, 2): the V-cycle stays symmetric positive
 #: definite, as CG needs; piecewise-constant aggregation under-corrects smooth errors).
 FINE_DAMPING, COARSE_DAMPING, OVER_CORRECTION = 1.0, 0.8, 1.5
+#: Coarsening stops at the first grid of at most this many cells, which is solved exactly (a
+#: dense inverse per mask, one batched matmul): cheaper than the five to six tiny levels below
+#: it, whose cost is the per-operation overhead.
+DIRECT_CELLS = 256
 
 
 def _shift(padded: Tensor, dy: int, dx: int, height: int, width: int) -> Tensor:
@@ -94,10 +103,13 @@ def _restrict(r: Tensor) -> Tensor:
 
 
 def _prolong(e: Tensor, height: int, width: int) -> Tensor:
-    """``P e`` without the mask: each coarse value copied to its 2 x 2 block, cropped."""
-    *lead, h2, w2 = e.shape
-    fine = e[..., :, None, :, None].expand(*lead, h2, 2, w2, 2).reshape(*lead, 2 * h2, 2 * w2)
-    return fine[..., :height, :width]
+    """``P e`` without the mask: each coarse value copied to its 2 x 2 block, cropped.
+
+    Nearest-neighbour upsampling by exactly 2 (source index ``i // 2``): faster than a copy of
+    an expanded ``(.., h2, 2, w2, 2)`` view, whose innermost dimension has two elements.
+    """
+    h2, w2 = e.shape[-2:]
+    return F.interpolate(e, size=(2 * h2, 2 * w2), mode="nearest")[..., :height, :width]
 
 
 def _galerkin(coef: Tensor, free: Tensor) -> Tuple[Tensor, Tensor]:
@@ -126,72 +138,167 @@ def _galerkin(coef: Tensor, free: Tensor) -> Tuple[Tensor, Tensor]:
     return coarse, coarse_free
 
 
+def _dense_inverse(coef: Tensor) -> Tensor:
+    """The inverse of the operator of a small grid as dense ``(N, h w, h w)`` matrices.
+
+    ``coef`` (N, 9, h, w) holds each cell's coupling to its 8 neighbours and its diagonal
+    (symmetric positive definite; cells without unknowns have an identity row). Inverted in
+    float64 by a Cholesky factorisation, returned in ``coef``'s dtype.
+    """
+    matrix = _dense_matrix(coef)
+    return torch.cholesky_inverse(torch.linalg.cholesky(matrix)).to(coef.dtype)
+
+
+def _dense_matrix(coef: Tensor) -> Tensor:
+    """The operator of :func:`_variable_stencil` as dense float64 ``(N, h w, h w)`` matrices
+    (row-major cells): ``matrix @ u.flatten()`` equals ``_variable_stencil(coef, u)``."""
+    batch, _, height, width = coef.shape
+    cells = height * width
+    rows = torch.arange(cells, device=coef.device).view(height, width)
+    matrix = coef.new_zeros(batch, cells, cells, dtype=torch.float64)
+    for k, (dy, dx) in enumerate(_OFFSETS):
+        ys = slice(max(0, -dy), height - max(0, dy))
+        xs = slice(max(0, -dx), width - max(0, dx))
+        source = rows[ys, xs].flatten()
+        target = rows[max(0, dy):height + min(0, dy), max(0, dx):width + min(0, dx)].flatten()
+        matrix[:, source, target] = coef[:, k, ys, xs].flatten(1).to(torch.float64)
+    return matrix
+
+
+class _Workspace:
+    """Preallocated fine-grid buffers of one solve, shared by its shrinking batches.
+
+    Every fine-grid vector of the solve lives in a zero-bordered ``(N, C, H + 2, W + 2)`` layout,
+    so the stencil reads its neighbours from shifted views and the results are written in place:
+    large temporaries would be allocated (and, on a CPU, page-faulted in) at every iteration. A
+    batch of ``n`` active images uses the first ``n`` rows of each buffer.
+    """
+
+    def __init__(self, batch: int, channels: int, height: int, width: int, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        padded = (batch, channels, height + 2, width + 2)
+        self.rows = torch.empty(batch, channels, height + 2, width, dtype=dtype, device=device)
+        self.scratch = torch.zeros(padded, dtype=dtype, device=device)
+        self.vectors = [torch.zeros(padded, dtype=dtype, device=device) for _ in range(5)]
+
+
+def _interior(padded: Tensor) -> Tensor:
+    return padded[..., 1:-1, 1:-1]
+
+
+def _restrict_padded(padded: Tensor, height: int, width: int) -> Tensor:
+    """``P^T r`` of a zero-bordered fine vector: the sum over each 2 x 2 block of the interior.
+
+    An odd size takes its last block's missing row or column from the zero border.
+    """
+    h2, w2 = (height + 1) // 2, (width + 1) // 2
+    r = padded[..., 1:1 + 2 * h2, 1:1 + 2 * w2]
+    out = r[..., 0::2, 0::2] + r[..., 1::2, 0::2]
+    return out.add_(r[..., 0::2, 1::2]).add_(r[..., 1::2, 1::2])
+
+
 class _Multigrid:
     """A symmetric V-cycle (Jacobi smoothing, Galerkin coarse operators of 2 x 2 aggregation,
     down to one cell) for the imputation systems of a batch of masks, used to precondition CG.
 
     ``free`` (N, 1, H, W) marks the unknowns of each mask; the systems of its ``C`` channels share
-    the operator (the coefficient fields broadcast over channels).
+    the operator (the coefficient fields broadcast over channels). The fine-grid methods take and
+    return vectors in the zero-bordered layout of :class:`_Workspace`.
     """
 
-    def __init__(self, free: Tensor) -> None:
+    def __init__(self, free: Tensor, workspace: _Workspace) -> None:
         height, width = free.shape[-2:]
         dtype, device = free.dtype, free.device
         weight_sum = _neighbour_sum(torch.ones(1, 1, height, width, dtype=dtype, device=device),
                                     torch.zeros(1, 1, height + 2, width + 2, dtype=dtype, device=device))
+        self.workspace = workspace
+        self.height, self.width = height, width
+        # A u = s u - W u = (s + 1/3) u - (K u) / 12 on the unknowns, K = [1 2 1]^T [1 2 1]
+        self.centre = free * (weight_sum + 1.0 / 3.0)
+        self.neighbour = free * (-1.0 / 12.0)
         self.free = free
-        self.diagonal_free = free * weight_sum  # s_i on the unknowns, 0 elsewhere
-        self.inverse_diagonal = free / weight_sum
+        self.inverse_diagonal_padded = F.pad(free / weight_sum, (1, 1, 1, 1))
         padded_free = F.pad(free, (1, 1, 1, 1))
         fields = []
         for dy, dx in _OFFSETS:
             if (dy, dx) == (0, 0):
-                fields.append(self.diagonal_free + (1 - free))
+                fields.append(free * weight_sum + (1 - free))
             else:
                 weight = float(ROAD_WEIGHTS[1 + dy, 1 + dx])
                 fields.append(-weight * free * _shift(padded_free, dy, dx, height, width))
         coef = torch.cat(fields, dim=1)
         self.levels: List[Tuple[Tensor, Tensor, Tensor]] = []  # (coef, free, damping / diagonal)
         mask = free
-        while max(coef.shape[-2:]) > 1:
+        self.direct_inverse: Optional[Tensor] = None
+        while max(coef.shape[-2:]) > 1 and (not self.levels or coef.shape[-2] * coef.shape[-1] > DIRECT_CELLS):
             coef, mask = _galerkin(coef, mask)
             self.levels.append((coef, mask, COARSE_DAMPING * mask / coef[:, 4:5]))
-        self._padded: Optional[Tensor] = None
+        if self.levels and coef.shape[-2] * coef.shape[-1] > 1:
+            self.direct_inverse = _dense_inverse(coef)
 
     def select(self, keep: Tensor) -> "_Multigrid":
         """The hierarchy of the masks ``keep`` (a 1-D index), for a shrinking batch."""
         out = _Multigrid.__new__(_Multigrid)
-        out.free, out.diagonal_free = self.free[keep], self.diagonal_free[keep]
-        out.inverse_diagonal = self.inverse_diagonal[keep]
+        out.workspace, out.height, out.width = self.workspace, self.height, self.width
+        out.centre, out.neighbour = self.centre[keep], self.neighbour[keep]
+        out.free = self.free[keep]
+        out.inverse_diagonal_padded = self.inverse_diagonal_padded[keep]
         out.levels = [(c[keep], m[keep], d[keep]) for c, m, d in self.levels]
-        out._padded = None
+        out.direct_inverse = None if self.direct_inverse is None else self.direct_inverse[keep]
         return out
 
-    def operator(self, u: Tensor) -> Tensor:
-        """``A u`` on the finest grid (``u`` zero outside the unknowns): ``s u - W u`` there."""
-        shape = (u.shape[0], u.shape[1], u.shape[2] + 2, u.shape[3] + 2)
-        if self._padded is None or self._padded.shape != shape or self._padded.dtype != u.dtype:
-            self._padded = u.new_zeros(shape)
-        return torch.addcmul(self.diagonal_free * u, self.free, _neighbour_sum(u, self._padded), value=-1.0)
+    def operator(self, u: Tensor, out: Tensor) -> Tensor:
+        """``out = A u`` on the finest grid, both zero-bordered (``u`` zero outside the unknowns).
+
+        Six passes over the buffers, nothing allocated: the separable ``K u`` by shifted adds
+        into the workspace's row buffer and ``out``'s interior, then the diagonal.
+        """
+        self._stencil_sum(u, out).mul_(self.neighbour).addcmul_(self.centre, _interior(u))
+        return out
+
+    def residual(self, r: Tensor, u: Tensor, out: Tensor) -> Tensor:
+        """``out = r - A u``, all zero-bordered; six passes, as :meth:`operator`."""
+        inner = self._stencil_sum(u, out)
+        torch.addcmul(_interior(r), inner, self.neighbour, value=-1.0, out=inner)
+        inner.addcmul_(self.centre, _interior(u), value=-1.0)
+        return out
+
+    def _stencil_sum(self, u: Tensor, out: Tensor) -> Tensor:
+        """``K u`` with ``K = [1 2 1]^T [1 2 1]`` (zero outside), written into ``out``'s interior
+        (returned) through the workspace's row buffer: four passes."""
+        height, width = self.height, self.width
+        rows = self.workspace.rows[:u.shape[0]]
+        torch.add(u[..., 0:width], u[..., 2:width + 2], out=rows)
+        rows.add_(u[..., 1:width + 1], alpha=2.0)
+        inner = torch.add(rows[..., 0:height, :], rows[..., 2:height + 2, :], out=_interior(out))
+        return inner.add_(rows[..., 1:height + 1, :], alpha=2.0)
 
     def _coarse_cycle(self, level: int, r: Tensor) -> Tensor:
         coef, free, scaled_inverse = self.levels[level]
+        if level == len(self.levels) - 1:  # the coarsest grid: solved exactly
+            if self.direct_inverse is None:  # one cell per mask: the diagonal
+                return scaled_inverse * r / COARSE_DAMPING
+            return (self.direct_inverse @ r.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(r.shape)
         x = scaled_inverse * r
-        if level == len(self.levels) - 1:  # one cell per mask: Jacobi is exact up to damping
-            return x / COARSE_DAMPING
         height, width = r.shape[-2:]
         correction = self._coarse_cycle(level + 1, _restrict(r - _variable_stencil(coef, x)))
         x = x.addcmul_(free, _prolong(correction, height, width), value=OVER_CORRECTION)
         return x.addcmul_(scaled_inverse, r - _variable_stencil(coef, x))
 
-    def __call__(self, r: Tensor) -> Tensor:
-        """An approximation of ``A^-1 r`` (r zero outside the unknowns), (N, C, H, W)."""
-        height, width = r.shape[-2:]
-        x = FINE_DAMPING * self.inverse_diagonal * r
+    def __call__(self, r: Tensor, out: Tensor) -> Tensor:
+        """``out`` = an approximation of ``A^-1 r``, both zero-bordered (r zero outside the
+        unknowns)."""
+        x = torch.mul(self.inverse_diagonal_padded, r, out=out)
+        if FINE_DAMPING != 1.0:
+            x.mul_(FINE_DAMPING)
         if self.levels:
-            correction = self._coarse_cycle(0, _restrict(r - self.operator(x)))
-            x = x.addcmul_(self.free, _prolong(correction, height, width), value=OVER_CORRECTION)
-            x = x.addcmul_(self.inverse_diagonal, r - self.operator(x), value=FINE_DAMPING)
+            scratch = self.workspace.scratch[:r.shape[0]]
+            residual = self.residual(r, x, scratch)
+            correction = self._coarse_cycle(0, _restrict_padded(residual, self.height, self.width))
+            _interior(x).addcmul_(self.free, _prolong(correction, self.height, self.width),
+                                  value=OVER_CORRECTION)
+            residual = self.residual(r, x, scratch)
+            x.addcmul_(self.inverse_diagonal_padded, residual, value=FINE_DAMPING)
         return x
 
 
@@ -251,23 +358,27 @@ def solve_linear_imputation(
     x = images.to(dtype)
     free = holes.to(dtype)
     known_values = x.masked_fill(holes, 0.0)
-    multigrid = _Multigrid(free)
+    workspace = _Workspace(batch, channels, height, width, dtype, images.device)
+    mg = _Multigrid(free, workspace)
+    u, residual, direction, z, a_dir = workspace.vectors
     rhs = free * _neighbour_sum(known_values, known_values.new_zeros(batch, channels, height + 2, width + 2))
+    threshold = (tol ** 2) * _dot(rhs, rhs)  # (B, C, 1, 1)
     if initial is None:
         initial = _pull_push_fill(x, holes)
-    solution = free * initial.to(dtype)
-    threshold = (tol ** 2) * _dot(rhs, rhs)  # (B, C, 1, 1)
+    torch.mul(free, initial.to(dtype), out=_interior(u))
+    _interior(a_dir).copy_(rhs)
+    mg.residual(a_dir, u, residual)
+    del rhs
+    solution = torch.empty_like(x)
 
-    def precondition(mg: _Multigrid, r: Tensor) -> Tensor:
-        return mg(r) if preconditioner == "multigrid" else mg.inverse_diagonal * r
+    def precondition(mg: _Multigrid, r: Tensor, out: Tensor) -> Tensor:
+        if preconditioner == "multigrid":
+            return mg(r, out)
+        return torch.mul(mg.inverse_diagonal_padded, r, out=out)
 
     active = torch.arange(batch, device=images.device)
-    mg = multigrid
-    u = solution
-    residual = rhs - mg.operator(u)
-    z = precondition(mg, residual)
-    direction = z
-    rz = _dot(residual, z)
+    direction = precondition(mg, residual, direction)
+    rz = _dot(residual, direction)
     # a check is a host sync: every iteration on a CPU, every few on a GPU
     check_every = 1 if images.device.type == "cpu" else (2 if preconditioner == "multigrid" else 8)
     unconverged = 0
@@ -278,21 +389,24 @@ def solve_linear_imputation(
                 unconverged = int((~done).sum())
                 done = torch.ones_like(done)
             if bool(done.any()):
-                solution[active[done]] = u[done]
+                solution[active[done]] = _interior(u[done])
                 if bool(done.all()):
                     break
                 keep = (~done).nonzero().squeeze(1)
-                active, mg = active[keep], mg.select(keep)
-                u, residual, direction, rz = u[keep], residual[keep], direction[keep], rz[keep]
-        a_dir = mg.operator(direction)
+                active, mg, rz = active[keep], mg.select(keep), rz[keep]
+                n = len(keep)
+                for buffer in (u, residual, direction):
+                    buffer[:n] = buffer[keep]  # the index copies first, so the rows may overlap
+                u, residual, direction, z, a_dir = u[:n], residual[:n], direction[:n], z[:n], a_dir[:n]
+        mg.operator(direction, a_dir)
         curvature = _dot(direction, a_dir)
         step = torch.where(curvature > 0, rz / curvature.clamp_min(1e-300), torch.zeros_like(rz))
-        u = u.addcmul_(step, direction)
-        residual = residual.addcmul_(step, a_dir, value=-1.0)
-        z = precondition(mg, residual)
+        u.addcmul_(step, direction)
+        residual.addcmul_(step, a_dir, value=-1.0)
+        precondition(mg, residual, z)
         rz_new = _dot(residual, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
-        direction = z.addcmul_(beta, direction)
+        direction, z = z.addcmul_(beta, direction), direction  # z's buffer becomes the direction
         rz = rz_new
     if unconverged:
         warn_external(
@@ -362,7 +476,7 @@ class NoisyLinearInpainter(Inpainter):
         for key in keys:
             parts = key if isinstance(key, tuple) else (key,)
             generator = torch.Generator().manual_seed(derive_seed(self.seed, *[int(k) for k in parts]))
-            draws.append(torch.randn(images.shape[1:], generator=generator, dtype=torch.float64))
+            draws.append(torch.randn(images.shape[1:], generator=generator, dtype=torch.float32))
         return torch.stack(draws).to(device=images.device)
 
     def __call__(  # type: ignore[override]
