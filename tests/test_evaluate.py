@@ -433,6 +433,30 @@ def test_cli_refuses_to_mix_runs_and_resumes(folder, tmp_path, capsys):
     assert _cli(folder, tmp_path, "--resume") == 0
 
 
+def test_cli_resume_refuses_other_settings_or_an_older_values_version(folder, tmp_path, capsys):
+    import json
+
+    assert _cli(folder, tmp_path, "--max-images", "2") == 0
+    capsys.readouterr()
+    assert _cli(folder, tmp_path, "--resume", "--seed", "3") == 2  # the rows would mix two seeds
+    err = capsys.readouterr().err
+    assert "--resume: settings differ" in err and "seed 0 -> 3" in err
+    assert _cli(folder, tmp_path, "--resume", "--metrics", "insertion") == 2
+    assert "metrics ['deletion'] -> ['insertion']" in capsys.readouterr().err
+    # settings that change no value may differ: more images, another batch size
+    assert _cli(folder, tmp_path, "--resume", "--batch-size", "3") == 0
+    rows = read_rows(tmp_path / "out")
+    assert sorted(int(r["index"]) for r in rows) == list(range(len({int(r["index"]) for r in rows})))
+    assert len(rows) > 2
+    # a run written before VALUES_VERSION existed (version 1) is not resumed with newer values
+    manifest_path = tmp_path / "out" / "run.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["values_version"]
+    manifest_path.write_text(json.dumps(manifest))
+    assert _cli(folder, tmp_path, "--resume") == 2
+    assert "values version 1, now" in capsys.readouterr().err
+
+
 def test_cli_toml_config(folder, tmp_path):
     (tmp_path / "eval.toml").write_text("[TestScaled]\nscale = 2.5\n")
     if "TestScaled" not in available_methods():

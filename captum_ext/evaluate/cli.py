@@ -151,7 +151,7 @@ def run_command(args: argparse.Namespace) -> int:
         if args.preset is not None:
             if config.data or config.model:
                 return _error("--preset replaces --data and --model; give one or the other")
-            check_out_dir(config.out, config.resume)
+            check_out_dir(config.out, config.resume, config)
             from captum_ext.evaluate.presets import load_preset
 
             dataset, model = load_preset(args.preset, config)
@@ -159,7 +159,7 @@ def run_command(args: argparse.Namespace) -> int:
             return _error("--data is required (or --preset stamp)")
         elif not config.model:
             return _error("--model is required")
-        check_out_dir(config.out, config.resume)
+        check_out_dir(config.out, config.resume, config)
         job = build_job(config, dataset=dataset, model=model)
     except (ValueError, TypeError) as error:
         return _error(str(error).splitlines()[0] if str(error) else type(error).__name__)

@@ -258,7 +258,7 @@ def evaluate_distributed(
         error: Optional[str] = None
         if info.rank == 0:  # one writer probes the folder (ranks would race on the probe file)
             try:
-                check_out_dir(config.out, config.resume)
+                check_out_dir(config.out, config.resume, config)
             except (ValueError, TypeError) as caught:
                 error = str(caught)
         error = group.agree(error)

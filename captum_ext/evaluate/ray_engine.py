@@ -116,7 +116,7 @@ def evaluate_ray(
     if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 1):
         raise ValueError(f"--workers must be an int >= 1, got {num_workers!r}")
     wants_gpu = config.device in ("auto", "cuda") or config.device.startswith("cuda:")
-    check_out_dir(config.out, config.resume)
+    check_out_dir(config.out, config.resume, config)
     driver_config = replace(config, device="cpu")  # validate everything on the driver, on the CPU
     job = build_job(driver_config, *_preset(preset, driver_config))
     write_manifest(job, config.out)

@@ -51,6 +51,8 @@ from captum_ext.evaluate.config import DEFAULT_METHODS, EvalConfig, selector_mat
 
 __all__ = [
     "EvalJob",
+    "RESUMABLE_SETTINGS",
+    "VALUES_VERSION",
     "build_job",
     "check_out_dir",
     "completed_indices",
@@ -70,6 +72,17 @@ BATCH_INVARIANT_METHODS = frozenset({"Saliency", "InputXGradient", "IntegratedGr
 
 #: Row fields before the metric values.
 ID_FIELDS = ("index", "image_id", "method", "label", "target", "seconds", "metric_seconds")
+
+#: Raised whenever a change of captum-ext changes the values a run writes with the same settings,
+#: so that ``--resume`` never mixes rows of the two (``run.json`` records it; a ``run.json``
+#: without it is version 1). 2: ROAD's noise is drawn in float32 and its solver's coarsest grid
+#: is solved exactly (the ROAD values move by the noise's redraw).
+VALUES_VERSION = 2
+
+#: Settings that change no written value, or only by float rounding (``device``, the batching):
+#: a resumed run may change them. Every other setting must equal the interrupted run's.
+RESUMABLE_SETTINGS = frozenset({"out", "resume", "progress", "grid_images", "reference", "batch_size",
+                                "max_examples_per_batch", "max_images", "device", "batch_methods"})
 
 
 def _pyarrow_available() -> bool:
@@ -123,7 +136,8 @@ class EvalJob:
                 curves[name] = list(curve_fractions(*self.image_size))
         config = asdict(self.config)
         return {"methods": self.method_names, "values": values, "curves": curves, "n_images": len(self.indices),
-                "reference": self.config.reference, "grid_images": self.config.grid_images, "config": config}
+                "reference": self.config.reference, "grid_images": self.config.grid_images, "config": config,
+                "values_version": VALUES_VERSION}
 
 
 def batch_invariant(spec: Any) -> bool:
@@ -282,14 +296,24 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def check_out_dir(out_dir: "str | Path", resume: bool) -> None:
-    """The output folder can be written, and holds no rows unless resuming.
+def check_out_dir(out_dir: "str | Path", resume: bool, config: Optional[EvalConfig] = None) -> None:
+    """The output folder can be written, holds no rows unless resuming, and a resumed run has
+    the interrupted run's settings.
 
     Call it once per run before any rows are written (with several processes: on one of them,
     before the others start writing), not from every worker.
 
+    Args:
+        out_dir (str or Path): the output folder.
+        resume (bool): whether rows of an earlier run may be there (and are continued).
+        config (EvalConfig, optional): the new run's settings; with ``resume``, compared with
+            the ``run.json`` of the earlier run: every setting outside
+            :data:`RESUMABLE_SETTINGS` must be equal, and the earlier run must have been written
+            by a captum-ext of the same :data:`VALUES_VERSION`, else its rows and the new ones
+            would be mixed in one summary.
+
     Raises:
-        ValueError: naming ``--out``.
+        ValueError: naming ``--out`` (or ``--resume`` and the settings that differ).
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -297,6 +321,8 @@ def check_out_dir(out_dir: "str | Path", resume: bool) -> None:
     if not resume and any(_row_files(out)):
         raise ValueError(f"--out: {out} holds rows of an earlier run; pass --resume to continue it or choose "
                          "another folder")
+    if resume and config is not None:
+        _check_same_settings(out, config)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -304,6 +330,28 @@ def check_out_dir(out_dir: "str | Path", resume: bool) -> None:
         probe.unlink()
     except OSError as error:
         raise ValueError(f"--out: cannot write to {out}: {error}") from None
+
+
+def _check_same_settings(out: Path, config: EvalConfig) -> None:
+    manifest_path = out / "run.json"
+    if not manifest_path.is_file():
+        return  # nothing was written yet (run.json is written before the first row)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--resume: cannot read {manifest_path}: {error}") from None
+    version = manifest.get("values_version", 1)
+    if version != VALUES_VERSION:
+        raise ValueError(f"--resume: the rows in {out} were written by a captum-ext whose values differ from "
+                         f"this one's (values version {version}, now {VALUES_VERSION}); start a new --out")
+    earlier = manifest.get("config", {})
+    now = json.loads(json.dumps(asdict(config), default=str))
+    differ = [key for key in sorted(set(earlier) | set(now))
+              if key not in RESUMABLE_SETTINGS and earlier.get(key) != now.get(key)]
+    if differ:
+        changes = ", ".join(f"{key} {earlier.get(key)!r} -> {now.get(key)!r}" for key in differ)
+        raise ValueError(f"--resume: settings differ from the run in {out}: {changes}; resume with the same "
+                         "settings or choose another --out")
 
 
 # ----------------------------------------------------------------------------------- rows I/O
