@@ -392,8 +392,9 @@ def test_runs_on_cuda():
 def test_benchmark_columns():
     from captum_ext.benchmark.cli import main
     from captum_ext.benchmark.registry import available_metrics
-    from captum_ext.benchmark.runner import BenchmarkConfig, run_benchmark
+    from captum_ext.benchmark.runner import BenchmarkConfig, held_out_images, run_benchmark
     from captum_ext.data import StampNet
+    from captum_ext.metrics.perturbation import pixel_ranks
 
     metrics = available_metrics()
     assert {"deletion", "insertion", "insertion_minus_deletion"} <= {n for n, m in metrics.items() if m.default}
@@ -402,9 +403,29 @@ def test_benchmark_columns():
     config = BenchmarkConfig(n_images=3, methods=["Saliency"], metrics=["deletion", "insertion",
                              "insertion_minus_deletion", "morf"], progress=False, only_correct=False,
                              options={"filler": 0.0, "perturbation_steps": 4})
-    result = run_benchmark(config, model=StampNet().eval())
+    model = StampNet().eval()
+    result = run_benchmark(config, model=model)
     values = result.per_image["Saliency"]
-    assert values["deletion"].shape == (3,) and torch.isfinite(values["deletion"]).all()
+    # oracle: the curves rebuilt by hand from the run's images and maps, 4 steps of 1024 of the
+    # 4096 pixels set to the filler 0 (deletion) or kept from a black image (insertion), most
+    # |attribution| first, the softmax probability of the label, trapezoid over the fraction
+    images, labels, _ = held_out_images(model, 3, 0, "cpu", only_correct=False)
+    assert torch.equal(images, result.images)
+    order = pixel_ranks(result.maps["Saliency"].abs().sum(1).flatten(1))  # (3, 4096) ranks
+    fractions = torch.arange(5, dtype=torch.float64) / 4
+    with torch.no_grad():
+        for column, insert in (("deletion", False), ("insertion", True)):
+            scores = torch.empty(3, 5, dtype=torch.float64)
+            for step in range(5):
+                removed = (order < 1024 * step).view(3, 1, 64, 64)
+                kept = removed if insert else ~removed
+                probs = torch.softmax(model(images * kept), dim=1)
+                scores[:, step] = probs[torch.arange(3), labels].double()
+            auc = torch.trapezoid(scores, fractions, dim=1)
+            torch.testing.assert_close(values[column].double(), auc, rtol=0, atol=1e-6)
+    torch.testing.assert_close(values["insertion_minus_deletion"], values["insertion"] - values["deletion"],
+                               rtol=0, atol=0)
+    assert not torch.allclose(values["deletion"], values["insertion"])  # the two curves differ
     assert "| deletion ↓ | insertion ↑ |" in result.markdown()
     assert main(["benchmark", "--filler", "no-such-filler", "--n-images", "1"]) == 2
 
