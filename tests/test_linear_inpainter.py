@@ -222,3 +222,35 @@ def test_the_dense_coarse_operator_equals_the_stencil_and_the_coarse_solve_is_ex
     torch.testing.assert_close(matrix, matrix.transpose(1, 2), rtol=0, atol=0)
     torch.testing.assert_close(multigrid.direct_inverse @ matrix,
                                torch.eye(90, dtype=torch.float64).expand(2, 90, 90), rtol=0, atol=1e-10)
+
+
+def test_an_image_without_known_pixels_is_solved_apart_and_gets_the_fallback():
+    """Regression: an all-hole image (the last step of a deletion curve) has a singular system;
+    its coarse operator was given to a Cholesky factorisation, which failed on the whole batch."""
+    import captum_ext.inpaint.linear as linear
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(3, 3, 8, 8, generator=gen)
+    holes = torch.zeros(3, 1, 8, 8, dtype=torch.bool)
+    holes[0] = True
+    holes[1, :, 2:6, 1:7] = True
+    holes[2, :, :, :5] = True
+    out = solve_linear_imputation(x, holes, tol=1e-5)
+    assert torch.equal(out[0], torch.zeros_like(out[0]))
+    torch.testing.assert_close(out[1:], solve_linear_imputation(x[1:], holes[1:], tol=1e-5),
+                               rtol=0, atol=1e-6)
+    filled = NoisyLinearInpainter(fallback=0.25)(x, holes)
+    assert torch.equal(filled[0], torch.full_like(x[0], 0.25))
+    # an indefinite coarse operator (the singular all-free one, shifted down by 1e-6): the dense
+    # inverse falls back to the pseudo-inverse, whose product with the operator is the
+    # projection off the constants (the one negative eigenvector)
+    free = torch.ones(1, 1, 32, 32, dtype=torch.float64)
+    multigrid = linear._Multigrid(free, linear._Workspace(1, 1, 32, 32, torch.float64, torch.device("cpu")))
+    coef = multigrid.levels[-1][0].clone()
+    coef[:, 4] -= 1e-6
+    matrix = linear._dense_matrix(coef)[0]
+    assert torch.linalg.cholesky_ex(matrix).info.item() != 0
+    inverse = linear._dense_inverse(coef)[0]
+    cells = matrix.shape[0]
+    projection = torch.eye(cells, dtype=torch.float64) - 1.0 / cells
+    torch.testing.assert_close(inverse @ matrix, projection, rtol=0, atol=1e-8)

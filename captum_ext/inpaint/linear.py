@@ -143,10 +143,21 @@ def _dense_inverse(coef: Tensor) -> Tensor:
 
     ``coef`` (N, 9, h, w) holds each cell's coupling to its 8 neighbours and its diagonal
     (symmetric positive definite; cells without unknowns have an identity row). Inverted in
-    float64 by a Cholesky factorisation, returned in ``coef``'s dtype.
+    float64 by a Cholesky factorisation, returned in ``coef``'s dtype. An operator that rounding
+    made indefinite (a large hole with very few known pixels, coefficients in float32) gets the
+    pseudo-inverse of its eigendecomposition instead: any symmetric positive semi-definite
+    stand-in keeps the preconditioned CG correct, only slower.
     """
     matrix = _dense_matrix(coef)
-    return torch.cholesky_inverse(torch.linalg.cholesky(matrix)).to(coef.dtype)
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    inverse = torch.cholesky_inverse(factor)
+    failed = info.nonzero().flatten()
+    if len(failed):  # rounding made a nearly singular operator indefinite: a pseudo-inverse
+        values, vectors = torch.linalg.eigh(matrix[failed])
+        floor = values.abs().amax(-1, keepdim=True) * 1e-12
+        inverse_values = torch.where(values > floor, 1.0 / values.clamp_min(1e-300), torch.zeros_like(values))
+        inverse[failed] = (vectors * inverse_values.unsqueeze(-2)) @ vectors.transpose(-1, -2)
+    return inverse.to(coef.dtype)
 
 
 def _dense_matrix(coef: Tensor) -> Tensor:
@@ -338,7 +349,8 @@ def solve_linear_imputation(
 
     Returns:
         Tensor: ``(B, C, H, W)`` in the working dtype (float32 or float64), the known pixels
-        unchanged and the holes imputed.
+        unchanged and the holes imputed. An image without a known pixel has no unique
+        solution: its holes are 0 (:class:`NoisyLinearInpainter` gives it its ``fallback``).
 
     Examples::
 
@@ -355,6 +367,14 @@ def solve_linear_imputation(
     dtype = _working_dtype(images, tol)
     if batch == 0:
         return images.to(dtype)
+    solvable = (~holes).flatten(1).any(1)
+    if not bool(solvable.all()):  # no known pixel: no unique solution, the holes stay 0
+        out = images.to(dtype).masked_fill(holes, 0.0)
+        if bool(solvable.any()):
+            out[solvable] = solve_linear_imputation(
+                images[solvable], holes[solvable], tol, max_iter,
+                None if initial is None else initial[solvable], preconditioner)
+        return out
     x = images.to(dtype)
     free = holes.to(dtype)
     known_values = x.masked_fill(holes, 0.0)
