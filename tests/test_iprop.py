@@ -15,6 +15,7 @@ from captum.attr import (
     Saliency,
 )
 from captum.metrics import infidelity, sensitivity_max
+from captum_metric_oracles import fixed_noise_perturb, fixed_shift, infidelity_by_hand, sensitivity_max_by_hand
 from torch import nn
 
 from captum_ext._utils import num_hooks
@@ -182,16 +183,16 @@ def test_infidelity_and_sensitivity_max():
     iprop = IProp(Saliency(net))
     attributions = iprop.attribute(x, target=1)
 
-    def perturb(inputs):
-        noise = torch.randn_like(inputs) * 0.01
-        return noise, inputs - noise
-
-    torch.manual_seed(0)
-    infid = infidelity(net, perturb, x, attributions, target=1, n_perturb_samples=3)
-    sens = sensitivity_max(iprop.attribute, x, target=1, n_perturb_samples=3, guide=x)
-    sens_default = sensitivity_max(iprop.attribute, x, target=1, n_perturb_samples=2)
-    for values in (infid, sens, sens_default):
-        assert values.shape == (2,) and bool(torch.isfinite(values).all())
+    infid = infidelity(net, fixed_noise_perturb, x, attributions, target=1, n_perturb_samples=3)
+    torch.testing.assert_close(infid, infidelity_by_hand(net, x, attributions, 1, 3), rtol=1e-4, atol=1e-9)
+    # with a fixed guide (the clean image) and with the default guide (each perturbed image)
+    # (a guide of B images is repeated for the B n perturbed ones, as Captum expands inputs)
+    for kwargs, per_example in ((dict(guide=x), lambda i: dict(guide=x[i:i + 1])), ({}, None)):
+        sens = sensitivity_max(iprop.attribute, x, perturb_func=fixed_shift, target=1, n_perturb_samples=3,
+                               **kwargs)
+        expected = sensitivity_max_by_hand(iprop.attribute, x, 3, per_example=per_example, target=1)
+        torch.testing.assert_close(sens, expected, rtol=1e-4, atol=1e-6)
+        assert bool((sens > 0).all())
 
 
 def test_model_is_left_unchanged_even_when_it_raises():
@@ -396,7 +397,10 @@ def test_infinite_bandwidths_are_accepted():
     out = propagate(maps, x, sigma_c=float("inf"))
     # colour ignored: the same as a graph on a flat guide
     torch.testing.assert_close(out, propagate(maps, torch.zeros_like(x)))
-    assert bool(torch.isfinite(propagate(maps, x, sigma_s=float("inf"))).all())
+    # distance ignored: the limit of a growing spatial bandwidth, and not the default graph
+    wide = propagate(maps, x, sigma_s=float("inf"))
+    torch.testing.assert_close(wide, propagate(maps, x, sigma_s=1e8))
+    assert not torch.allclose(wide, propagate(maps, x), atol=1e-4)
 
 
 def test_a_model_that_raises_mid_forward_is_left_as_it_was():
