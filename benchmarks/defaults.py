@@ -28,6 +28,13 @@ The options (``OPTIONS``), each "chosen here" default that a benchmark chose (do
 - ``occlusion-inpainter``: the default fill of the ``Inpainting*`` classes (``"harmonic"``)
   against Captum's black baseline and the other cheap inpainters, on the benchmark's Occlusion
   setting (8 x 8 window, stride 4).
+- ``feature-ablation-inpainter``: the same fills on ``InpaintingFeatureAblation`` over the SLIC
+  superpixels of the benchmark's Lime rows (50 segments, compactness 30, sigma 1): holes of
+  whole superpixels (about 80 pixels each at 64 x 64) instead of 8 x 8 windows;
+  ``lime-inpainter``: the same on ``InpaintingLime`` as the benchmark's ``Lime(inpaint)`` row
+  (200 samples, each removing a random subset of the superpixels: large holes);
+  ``kernel-shap-inpainter`` (200 samples) and ``shapley-inpainter`` (4 permutations) the same
+  on ``InpaintingKernelShap`` and ``InpaintingShapleyValueSampling``.
 
 Metrics (``--metrics``, any registered benchmark metric): by default the ground-truth
 ``stamp_distance`` (lower is better) and ``relevance_mass``, and the faithfulness columns
@@ -54,6 +61,8 @@ MODELS = ("stampnet", "resnet18")
 DEFAULT_METRICS = ("stamp_distance", "relevance_mass", "deletion", "insertion_minus_deletion")
 #: Meaningful Perturbation steps, as the benchmark's MP rows (the method's default is 300).
 MP_STEPS = 150
+#: Permutations of ``ShapleyValueSampling`` over the 50 superpixels (51 forwards each).
+SHAPLEY_PERMUTATIONS = 4
 
 
 @dataclass
@@ -153,6 +162,63 @@ def _occlusion(inpainter: object, ctx: Context) -> Tensor:
         baselines=0.0, perturbations_per_eval=64))
 
 
+def _feature_ablation(inpainter: object, ctx: Context) -> Tensor:
+    from captum_ext.attr import InpaintingFeatureAblation
+    from captum_ext.attr.feature_masks import slic_feature_mask
+    from captum_ext.benchmark.methods.inpainting import LIME_COMPACTNESS, LIME_SEGMENTS, LIME_SIGMA
+
+    method = InpaintingFeatureAblation(ctx.model, inpainter=inpainter)
+    return ctx.batched(lambda x, t: method.attribute(
+        x, target=t, feature_mask=slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA),
+        baselines=0.0, perturbations_per_eval=64))
+
+
+def _lime(inpainter: object, ctx: Context) -> Tensor:
+    from captum_ext._compat import SkLearnRidge
+    from captum_ext.attr import InpaintingLime
+    from captum_ext.attr.feature_masks import slic_feature_mask
+    from captum_ext.attr.inpainting import binary_cosine_similarity
+    from captum_ext.benchmark.methods.inpainting import LIME_COMPACTNESS, LIME_SAMPLES, LIME_SEGMENTS, LIME_SIGMA
+
+    method = InpaintingLime(ctx.model, SkLearnRidge(alpha=1.0), binary_cosine_similarity(0.25),
+                            inpainter=inpainter)
+    return ctx.batched(lambda x, t: method.attribute(
+        x, target=t, feature_mask=slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA),
+        baselines=0.0, n_samples=LIME_SAMPLES, perturbations_per_eval=50))
+
+
+def _kernel_shap(inpainter: object, ctx: Context) -> Tensor:
+    from captum_ext.attr import InpaintingKernelShap
+    from captum_ext.attr.feature_masks import slic_feature_mask
+    from captum_ext.benchmark.methods.inpainting import LIME_COMPACTNESS, LIME_SAMPLES, LIME_SEGMENTS, LIME_SIGMA
+
+    method = InpaintingKernelShap(ctx.model, inpainter=inpainter)
+    return ctx.batched(lambda x, t: method.attribute(
+        x, target=t, feature_mask=slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA),
+        baselines=0.0, n_samples=LIME_SAMPLES, perturbations_per_eval=50))
+
+
+def _shapley(inpainter: object, ctx: Context) -> Tensor:
+    from captum_ext.attr import InpaintingShapleyValueSampling
+    from captum_ext.attr.feature_masks import slic_feature_mask
+    from captum_ext.benchmark.methods.inpainting import LIME_COMPACTNESS, LIME_SEGMENTS, LIME_SIGMA
+
+    method = InpaintingShapleyValueSampling(ctx.model, inpainter=inpainter)
+    return ctx.batched(lambda x, t: method.attribute(
+        x, target=t, feature_mask=slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA),
+        baselines=0.0, n_samples=SHAPLEY_PERMUTATIONS, perturbations_per_eval=64))
+
+
+def _fill_option(name: str, description: str, make: Callable[[object, Context], Tensor],
+                 max_images: Optional[int] = None) -> Option:
+    """The ``Inpainting*`` fills on one method: the reference ``"harmonic"`` (every class's
+    default before these runs), Captum's black baseline and the cheap inpainters."""
+    fills = (("harmonic", "harmonic"), ("black (Captum)", 0.0), ("pull_push", "pull_push"),
+             ("blur", "blur"), ("mean", "mean"))
+    return Option(name, description, "harmonic",
+                  {label: partial(make, fill) for label, fill in fills}, max_images=max_images)
+
+
 def _iprop_option(base: str, short: str) -> Option:
     values: Dict[str, Callable[[Context], Tensor]] = {f"{base} (no IProp)": partial(_iprop, base, {})}
     grid: List[Tuple[str, Dict[str, float]]] = [
@@ -207,11 +273,20 @@ OPTIONS: Dict[str, Option] = {
             "harmonic, st_proxy=blur": partial(_mp, "harmonic", "blur"),
             "harmonic, st_proxy=inpaint": partial(_mp, "harmonic", "inpaint"),
         }, max_images=16),
-    "occlusion-inpainter": Option(
-        "occlusion-inpainter", "Inpainting* default fill, on Occlusion 8x8 stride 4", "harmonic",
-        {name: partial(_occlusion, fill) for name, fill in
-         (("harmonic", "harmonic"), ("black (Captum)", 0.0), ("pull_push", "pull_push"),
-          ("blur", "blur"), ("mean", "mean"))}),
+    "occlusion-inpainter": _fill_option(
+        "occlusion-inpainter", "Inpainting* default fill, on Occlusion 8x8 stride 4", _occlusion),
+    "feature-ablation-inpainter": _fill_option(
+        "feature-ablation-inpainter", "Inpainting* default fill, on FeatureAblation over SLIC superpixels",
+        _feature_ablation),
+    "lime-inpainter": _fill_option(
+        "lime-inpainter", "Inpainting* default fill, on Lime (SLIC superpixels, 200 samples)", _lime),
+    "kernel-shap-inpainter": _fill_option(
+        "kernel-shap-inpainter", "Inpainting* default fill, on KernelShap (SLIC superpixels, 200 samples)",
+        _kernel_shap),
+    "shapley-inpainter": _fill_option(
+        "shapley-inpainter",
+        f"Inpainting* default fill, on ShapleyValueSampling (SLIC superpixels, {SHAPLEY_PERMUTATIONS} permutations)",
+        _shapley),
 }
 #: ``mp``: the reference row is the chosen-here ``st_proxy="mean"`` (harmonic fill); the
 #: ``blur`` row is the original method's fill (the class's default ``inpainter``).
