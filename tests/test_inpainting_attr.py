@@ -124,6 +124,24 @@ def test_model_sees_the_fill_and_exact_known_pixels(inpainter_args, expected_fil
         assert torch.equal(seen, apply_inpainter(expected_fill, INPUT, holes))
 
 
+@pytest.mark.parametrize("inpainter_args, expected_fill", [
+    ({}, BlurInpainter()),  # InpaintingFeatureAblation's default fill (docs/defaults.md)
+    ({"inpainter": "harmonic"}, HarmonicInpainter()),
+])
+def test_feature_ablation_model_sees_the_fill_and_exact_known_pixels(inpainter_args, expected_fill):
+    rec = Recorder(small_net())
+    InpaintingFeatureAblation(rec, **inpainter_args).attribute(INPUT, feature_mask=MASK, target=0)
+    ref = Recorder(small_net())
+    FeatureAblation(ref).attribute(INPUT, feature_mask=MASK, baselines=SENTINEL, target=0)
+    assert len(rec.seen) == len(ref.seen) == 10  # initial eval + 9 features
+    for seen, marked in zip(rec.seen, ref.seen):
+        holes = (marked == SENTINEL).any(1, keepdim=True)
+        keep = ~holes.expand_as(seen)
+        assert torch.equal(seen[keep], INPUT[keep])
+        assert not (seen == SENTINEL).any()
+        assert torch.equal(seen, apply_inpainter(expected_fill, INPUT, holes))
+
+
 def test_fill_does_not_depend_on_removed_content():
     other = INPUT.clone()
     other[:, :, 4:8, 4:8] = torch.rand(2, 3, 4, 4) * 10  # only the centre window differs
