@@ -9,8 +9,9 @@
 - ``MP(blur)`` vs ``MP(inpaint)``: Meaningful Perturbation, 150 Adam steps (the paper: 300),
   8 x 8 mask for 64 x 64 images, blur vs harmonic fill.
 
-Only ``Occlusion(inpaint)`` runs by default; the Lime and MP rows took 8-38 s per image on
-the loaded 2-core machine (see docs/inpainting.md) and are opt-in (``--methods``).
+Only ``Occlusion(inpaint)`` runs by default; the MP rows took 8-38 s per image on the loaded
+2-core machine (see docs/inpainting.md) and are opt-in (``--methods``), as are the Lime rows
+(about 1 s per image on StampNet in 2026-12, with the current harmonic fill).
 """
 
 from captum.attr import Lime
