@@ -82,10 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     exe.add_argument("--batch-size", type=_positive_int, default=16, help="images per written batch (default 16)")
     exe.add_argument("--batch-methods", action="store_true",
                      help="explain and score a batch of images in one call for the methods that allow it (Saliency, "
-                          "IntegratedGradients, ...): faster; their values then depend on the batching by float "
+                          "IntegratedGradients, ...): faster on a GPU, and on a CPU only with a small "
+                          "--max-examples-per-batch (e.g. 32); their values then depend on the batching by float "
                           "rounding (default: one image per call, rows bit-identical whatever the batching)")
     exe.add_argument("--max-examples-per-batch", type=_positive_int, default=256,
-                     help="perturbed images per forward in the metrics (default 256)")
+                     help="perturbed images per forward in the metrics (default 256; on a CPU with "
+                          "--batch-methods 32 is faster, docs/evaluation.md)")
     exe.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     exe.add_argument("--seed", type=int, default=0, help="seed of every per-image draw (default 0)")
     exe.add_argument("--grid-images", type=int, default=4, help="images in the map grid (default 4)")

@@ -56,8 +56,10 @@ class EvalConfig:
         resume (bool): skip images whose rows are written. Default False.
         progress (bool): show a progress bar. Default True.
         batch_methods (bool): explain and score a batch of images in one call for the methods
-            that allow it (``runner.BATCH_INVARIANT_METHODS``): faster, but their values then
-            depend on the batching by float rounding. Default False: every image in a call of
+            that allow it (``runner.BATCH_INVARIANT_METHODS``): faster on a GPU, and on a CPU
+            only with a small ``max_examples_per_batch`` (e.g. 32; large CPU forwards are
+            memory-bound, docs/evaluation.md); their values then depend on the batching by
+            float rounding. Default False: every image in a call of
             its own, rows bit-identical whatever the batch size, order or sharding.
     """
 
