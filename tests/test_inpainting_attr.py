@@ -104,36 +104,23 @@ def test_constant_inpainter_reproduces_captum_bit_for_bit(kind, ppe):
     assert ours.abs().sum() > 0
 
 
-@pytest.mark.parametrize("inpainter_args, expected_fill", [
-    ({}, BlurInpainter()),  # InpaintingOcclusion's default fill (docs/defaults.md)
-    ({"inpainter": "harmonic"}, HarmonicInpainter()),
-])
-def test_model_sees_the_fill_and_exact_known_pixels(inpainter_args, expected_fill):
-    rec = Recorder(small_net())
-    InpaintingOcclusion(rec, **inpainter_args).attribute(
-        INPUT, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4), target=0)
-    ref = Recorder(small_net())
-    Occlusion(ref).attribute(INPUT, sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4),
-                             baselines=SENTINEL, target=0)
-    assert len(rec.seen) == len(ref.seen) == 10  # initial eval + 9 windows
-    for seen, marked in zip(rec.seen, ref.seen):
-        holes = (marked == SENTINEL).any(1, keepdim=True)
-        keep = ~holes.expand_as(seen)
-        assert torch.equal(seen[keep], INPUT[keep])
-        assert not (seen == SENTINEL).any()
-        assert torch.equal(seen, apply_inpainter(expected_fill, INPUT, holes))
+_WINDOWS = dict(sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4))
 
 
+@pytest.mark.parametrize("ours, captums, args", [
+    (InpaintingOcclusion, Occlusion, _WINDOWS),  # 9 windows
+    (InpaintingFeatureAblation, FeatureAblation, dict(feature_mask=MASK)),  # 9 features
+])
 @pytest.mark.parametrize("inpainter_args, expected_fill", [
-    ({}, BlurInpainter()),  # InpaintingFeatureAblation's default fill (docs/defaults.md)
+    ({}, BlurInpainter()),  # the default fill of both classes (docs/defaults.md)
     ({"inpainter": "harmonic"}, HarmonicInpainter()),
 ])
-def test_feature_ablation_model_sees_the_fill_and_exact_known_pixels(inpainter_args, expected_fill):
+def test_model_sees_the_fill_and_exact_known_pixels(ours, captums, args, inpainter_args, expected_fill):
     rec = Recorder(small_net())
-    InpaintingFeatureAblation(rec, **inpainter_args).attribute(INPUT, feature_mask=MASK, target=0)
+    ours(rec, **inpainter_args).attribute(INPUT, target=0, **args)
     ref = Recorder(small_net())
-    FeatureAblation(ref).attribute(INPUT, feature_mask=MASK, baselines=SENTINEL, target=0)
-    assert len(rec.seen) == len(ref.seen) == 10  # initial eval + 9 features
+    captums(ref).attribute(INPUT, baselines=SENTINEL, target=0, **args)
+    assert len(rec.seen) == len(ref.seen) == 10  # initial eval + 9 perturbations
     for seen, marked in zip(rec.seen, ref.seen):
         holes = (marked == SENTINEL).any(1, keepdim=True)
         keep = ~holes.expand_as(seen)
