@@ -162,50 +162,51 @@ def _occlusion(inpainter: object, ctx: Context) -> Tensor:
         baselines=0.0, perturbations_per_eval=64))
 
 
-def _feature_ablation(inpainter: object, ctx: Context) -> Tensor:
-    from captum_ext.attr import InpaintingFeatureAblation
+def _superpixels(images: Tensor) -> Tensor:
+    """The SLIC feature masks of the benchmark's Lime rows (50 segments, compactness 30, sigma 1)."""
     from captum_ext.attr.feature_masks import slic_feature_mask
     from captum_ext.benchmark.methods.inpainting import LIME_COMPACTNESS, LIME_SEGMENTS, LIME_SIGMA
 
+    return slic_feature_mask(images, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA)
+
+
+def _feature_ablation(inpainter: object, ctx: Context) -> Tensor:
+    from captum_ext.attr import InpaintingFeatureAblation
+
     method = InpaintingFeatureAblation(ctx.model, inpainter=inpainter)
     return ctx.batched(lambda x, t: method.attribute(
-        x, target=t, feature_mask=slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA),
-        baselines=0.0, perturbations_per_eval=64))
+        x, target=t, feature_mask=_superpixels(x), baselines=0.0, perturbations_per_eval=64))
 
 
 def _lime(inpainter: object, ctx: Context) -> Tensor:
     from captum_ext._compat import SkLearnRidge
     from captum_ext.attr import InpaintingLime
-    from captum_ext.attr.feature_masks import slic_feature_mask
     from captum_ext.attr.inpainting import binary_cosine_similarity
-    from captum_ext.benchmark.methods.inpainting import LIME_COMPACTNESS, LIME_SAMPLES, LIME_SEGMENTS, LIME_SIGMA
+    from captum_ext.benchmark.methods.inpainting import LIME_SAMPLES
 
     method = InpaintingLime(ctx.model, SkLearnRidge(alpha=1.0), binary_cosine_similarity(0.25),
                             inpainter=inpainter)
     return ctx.batched(lambda x, t: method.attribute(
-        x, target=t, feature_mask=slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA),
+        x, target=t, feature_mask=_superpixels(x),
         baselines=0.0, n_samples=LIME_SAMPLES, perturbations_per_eval=50))
 
 
 def _kernel_shap(inpainter: object, ctx: Context) -> Tensor:
     from captum_ext.attr import InpaintingKernelShap
-    from captum_ext.attr.feature_masks import slic_feature_mask
-    from captum_ext.benchmark.methods.inpainting import LIME_COMPACTNESS, LIME_SAMPLES, LIME_SEGMENTS, LIME_SIGMA
+    from captum_ext.benchmark.methods.inpainting import LIME_SAMPLES
 
     method = InpaintingKernelShap(ctx.model, inpainter=inpainter)
     return ctx.batched(lambda x, t: method.attribute(
-        x, target=t, feature_mask=slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA),
+        x, target=t, feature_mask=_superpixels(x),
         baselines=0.0, n_samples=LIME_SAMPLES, perturbations_per_eval=50))
 
 
 def _shapley(inpainter: object, ctx: Context) -> Tensor:
     from captum_ext.attr import InpaintingShapleyValueSampling
-    from captum_ext.attr.feature_masks import slic_feature_mask
-    from captum_ext.benchmark.methods.inpainting import LIME_COMPACTNESS, LIME_SEGMENTS, LIME_SIGMA
 
     method = InpaintingShapleyValueSampling(ctx.model, inpainter=inpainter)
     return ctx.batched(lambda x, t: method.attribute(
-        x, target=t, feature_mask=slic_feature_mask(x, LIME_SEGMENTS, LIME_COMPACTNESS, LIME_SIGMA),
+        x, target=t, feature_mask=_superpixels(x),
         baselines=0.0, n_samples=SHAPLEY_PERMUTATIONS, perturbations_per_eval=64))
 
 

@@ -59,8 +59,8 @@ class EvalConfig:
             that allow it (``runner.BATCH_INVARIANT_METHODS``): faster on a GPU, and on a CPU
             only with a small ``max_examples_per_batch`` (e.g. 32; large CPU forwards are
             memory-bound, docs/evaluation.md); their values then depend on the batching by
-            float rounding. Default False: every image in a call of
-            its own, rows bit-identical whatever the batch size, order or sharding.
+            float rounding. Default False: every image in a call of its own, rows
+            bit-identical whatever the batch size, order or sharding.
     """
 
     data: str = ""
